@@ -1,0 +1,190 @@
+"""Per-login state: one :class:`LoginContext`, typed keys, and secrets that never show.
+
+Plugins keep what they learn during a login in ``ctx.stash[key]`` and what the
+user typed in ``ctx.credentials[key]``, with :class:`Key` objects they define
+(or the shared ones in :mod:`otpme_auth.keys`), never in module globals or the
+environment: a PAM process may run many logins.
+"""
+
+from .errors import ConversationError, CredentialUnavailable
+
+
+class Key:
+    """A typed key for ``ctx.stash`` and ``ctx.credentials`` (compare by identity)."""
+
+    __slots__ = ("name", "doc")
+
+    def __init__(self, name, doc=""):
+        self.name = name
+        self.doc = doc
+
+    def __repr__(self):
+        return "<Key %s>" % self.name
+
+
+class Secret:
+    """A credential value.  Its repr and str never show it; ``reveal()`` does.
+
+    There is no ``==``: compare with :meth:`matches`, which is constant-time.
+    """
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value, source="prompt"):
+        if not isinstance(value, str):
+            raise TypeError("Secret holds text")
+        self._value = value
+        self.source = source  # "prompt", "stack" (PAM_AUTHTOK), "plugin"
+
+    def reveal(self):
+        return self._value
+
+    def matches(self, other):
+        from hmac import compare_digest  # lazy: hmac pulls in hashlib
+        other = other.reveal() if isinstance(other, Secret) else other
+        return compare_digest(self._value.encode(), other.encode())
+
+    def __len__(self):
+        return len(self._value)
+
+    def __bool__(self):
+        return bool(self._value)
+
+    def __repr__(self):
+        return "<Secret from %s>" % self.source
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        raise TypeError("compare secrets with Secret.matches() (constant time)")
+
+    __hash__ = None
+
+    def __reduce__(self):
+        raise TypeError("secrets are not serialisable")
+
+
+# The credential that is shared with the PAM stack as PAM_AUTHTOK.
+PASSWORD = Key("password", "what the user typed at the password prompt")
+ONE_TIME_CODE = Key("one_time_code", "a one-time code typed at its own prompt")
+
+
+class PamItems:
+    """What the host reads from and writes to the PAM handle (test double: itself)."""
+
+    def __init__(self, authtok=None, rhost=None, ruser=None, tty=None):
+        self.authtok = authtok
+        self.rhost = rhost
+        self.ruser = ruser
+        self.tty = tty
+
+    def set_authtok(self, value):
+        self.authtok = value
+
+
+class LoginContext:
+    """Everything one PAM call knows: who, where, how, and what plugins found.
+
+    Plugins read: ``user``, ``service``, ``rhost``, ``tty``, ``core`` (the
+    core options), ``conversation``, ``log``; after verify: ``verified_by``
+    and ``offline``.  They write: ``credentials``, ``stash``, ``messages``.
+    """
+
+    def __init__(self, user, service, core, conversation, log, pam=None, function="authenticate"):
+        self.user = user
+        self.service = service
+        self.function = function
+        self.core = core
+        self.conversation = conversation
+        self.log = log
+        self.pam = pam if pam is not None else PamItems()
+        self.rhost = self.pam.rhost
+        self.tty = self.pam.tty
+        self.credentials = {}
+        self.stash = {}
+        self.messages = []          # user-facing texts plugins want shown (show_errors)
+        self.verified_by = ()       # plugin names whose ALLOW made the login
+        self.offline = False        # True when a fallback (offline) verifier allowed it
+        self.decisions = []         # every verifier's Decision, for post-login / login_failed
+        self.first_pass_allowed = True   # False in the try_first_pass retry round
+        self._authtok_key = None
+        self._share_authtok = None  # Secret to set as PAM_AUTHTOK for the next module
+
+    # -- credentials ----------------------------------------------------
+
+    def ask_authtok(self, prompt="Password: ", key=PASSWORD, echo=False, share=True):
+        """The line's main secret, with the core's first-pass semantics.
+
+        The first key asked for this way is the one shared with the PAM stack:
+        ``use_first_pass`` takes PAM_AUTHTOK and never prompts,
+        ``try_first_pass`` takes it if present (and the host asks again if it
+        was wrong), otherwise the user is prompted (``authtok_prompt``
+        overrides ``prompt``).  An empty answer is refused unless ``nullok``.
+        What was prompted is set as PAM_AUTHTOK for the next module when
+        ``share`` is true.
+        """
+        if key in self.credentials:
+            return self.credentials[key]
+        if self._authtok_key is None:
+            self._authtok_key = key
+        elif self._authtok_key is not key:
+            return self.ask_secret(prompt, key=key, echo=echo)
+        core = self.core
+        stacked = self.pam.authtok
+        if core.use_first_pass:
+            if not stacked:
+                raise CredentialUnavailable(
+                    "use_first_pass: no password from a previous module in the stack")
+            secret = Secret(stacked, "stack")
+        elif core.try_first_pass and stacked and self.first_pass_allowed:
+            secret = Secret(stacked, "stack")
+        else:
+            secret = Secret(self._prompt(core.authtok_prompt or prompt, echo), "prompt")
+            if share:
+                self._share_authtok = secret
+        self.log.add_secret(secret.reveal())
+        if not secret and not core.nullok:
+            raise CredentialUnavailable("empty password refused (the line does not say nullok)")
+        self.credentials[key] = secret
+        return secret
+
+    def ask_secret(self, prompt, key, echo=False):
+        """Prompt for another secret (a second factor, a challenge response)."""
+        if key in self.credentials:
+            return self.credentials[key]
+        secret = Secret(self._prompt(prompt, echo), "prompt")
+        self.log.add_secret(secret.reveal())
+        self.credentials[key] = secret
+        return secret
+
+    def forward_authtok(self, secret):
+        """Set what the next module gets as PAM_AUTHTOK (``forward_pass``)."""
+        self._share_authtok = secret
+
+    def shared_authtok(self):
+        return self._share_authtok
+
+    def forget_stacked_credentials(self):
+        """For the try_first_pass retry: drop what came from the stack, prompt next time."""
+        for key in [k for k, v in self.credentials.items() if v.source == "stack"]:
+            del self.credentials[key]
+        self.first_pass_allowed = False
+        self._authtok_key = None
+
+    def used_stacked_credentials(self):
+        return any(v.source == "stack" for v in self.credentials.values())
+
+    def _prompt(self, text, echo):
+        answer = self.conversation.prompt(text, echo=echo)
+        if answer is None:
+            raise ConversationError("the application gave no answer to the prompt")
+        return answer
+
+    # -- messages -------------------------------------------------------
+
+    def tell_user(self, text):
+        """Queue a message for the user; shown when ``show_errors`` is on."""
+        self.messages.append(text)
+
+    def __repr__(self):
+        return "<LoginContext %s user=%r service=%r>" % (self.function, self.user, self.service)

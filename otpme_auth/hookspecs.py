@@ -1,0 +1,214 @@
+"""Every hook of otpme-auth, in the order a login calls them.
+
+A plugin implements a hook by defining a function of the same name marked
+with :func:`otpme_auth.hookimpl`, taking any subset of the arguments listed
+here (by name).  Two arguments are offered to every hook but the first:
+
+``ctx``
+    the :class:`~otpme_auth.context.LoginContext` of this PAM call.
+``options``
+    this plugin's own options from the PAM line, a frozen
+    :class:`~otpme_auth.options.OptionsView`.
+
+Plugins run in the order the PAM line names them.  That order decides only
+the order of prompts and side effects, never the outcome: verdicts are
+combined by the rule in :mod:`otpme_auth.results`.
+
+Raising: an exception from any hook fails the PAM call closed (never
+PAM_SUCCESS) and is logged with the plugin's name and hook.  Raise
+:class:`~otpme_auth.errors.LoginRefused` to refuse a login on purpose, with
+a reason for the log and, optionally, a message for the user.
+
+The hooks are pluggy hook specifications (``pluggy.PluginManager("otpme_auth")``
+validates plugins against them); see docs/hooks.md for a diagram and
+docs/architecture.md for how they are called.
+"""
+
+from .markers import hookspec
+
+# ---------------------------------------------------------------------------
+# Declaration: once per plugin, before any login hook
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def otpme_auth_declare_options():
+    """Declare the options this plugin owns on the PAM line.
+
+    Called when the plugin registry is refreshed (to learn which options
+    enable which plugin) and at each PAM call for the enabled plugins (to type
+    and validate their values).  Must be cheap and side-effect free.
+
+    :returns: a list of :class:`~otpme_auth.options.Option` (see
+        :func:`~otpme_auth.options.flag`, ``text``, ``integer``, ``seconds``,
+        ``choice``, ``octal_mode``, ``path``).  Options marked ``enables=True``
+        enable the plugin when given.  The core's options (``debug``,
+        ``try_first_pass``, ...) may not be declared.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Authentication (pam_sm_authenticate), phase 1: before any prompt
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def otpme_auth_pre_auth(ctx, options):
+    """Refuse or prepare the login before anything is asked.
+
+    Runs first, for every enabled plugin in line order.  Use it for
+    allow/deny lists, bringing up the network (802.1x), probing the server,
+    deciding on fake prompts for users that have no data.
+
+    :returns: ``None`` to go on, or a DENY :class:`~otpme_auth.results.Decision`
+        (``otpme_auth.deny(reason)``) to refuse: the login fails at once with
+        PAM_AUTH_ERR (or the decision's ``pam_code``), no prompt is shown and
+        no verifier runs.  Any other return value is a plugin bug (fails closed).
+    """
+
+
+# ---------------------------------------------------------------------------
+# Phase 2: credential sources
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def otpme_auth_collect_credentials(ctx, options):
+    """Gather what the user must provide, before anything is verified.
+
+    Runs after every pre-auth hook passed, in line order.  Prompt only through
+    ``ctx.ask_authtok()`` (the line's main secret, with try_first_pass /
+    use_first_pass / nullok semantics), ``ctx.ask_secret()`` or
+    ``ctx.conversation``; store results in ``ctx.credentials`` or
+    ``ctx.stash``.  All prompting happens here, so a user is asked for every
+    factor even when the first one is wrong.
+
+    With ``try_first_pass``, if the verdict is DENY and a credential came
+    from the PAM stack, this hook runs a second time with prompting forced.
+
+    :returns: ignored (return ``None``).
+    """
+
+
+# ---------------------------------------------------------------------------
+# Phase 3: verification
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def otpme_auth_verify(ctx, options):
+    """Judge the collected credentials: a primary verifier's answer.
+
+    Runs for every enabled plugin that implements it, in line order; every
+    one is asked (no short-circuit), and the answers are combined by the rule
+    of :mod:`otpme_auth.results`: any DENY denies; all ALLOW allows; an
+    UNAVAILABLE calls the fallbacks (:func:`otpme_auth_verify_fallback`).
+
+    :returns: a :class:`~otpme_auth.results.Verdict` or a
+        :class:`~otpme_auth.results.Decision` (``otpme_auth.allow()``,
+        ``deny()``, ``unavailable()``, ``abstain()``).  ``None``, ``True`` or
+        anything else is a plugin bug and fails the login closed.
+    """
+
+
+@hookspec
+def otpme_auth_verify_fallback(ctx, options, unavailable):
+    """Stand in for primary verifiers that could not decide (the offline cache).
+
+    Called only when no primary verifier denied and at least one answered
+    UNAVAILABLE; never after a DENY, never when the primaries decided.
+
+    :param unavailable: names of the primary verifiers that were UNAVAILABLE.
+    :returns: a Verdict or Decision.  An ALLOW counts only for the primaries
+        it names in ``covers`` (``otpme_auth.allow(covers=("online",))``); the
+        login is allowed when the allowing fallbacks cover every unavailable
+        primary and no fallback denies.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Phase 4: after the verdict
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def otpme_auth_post_login(ctx, options):
+    """Act on a successful login: cache credentials, greet, create the home.
+
+    Runs only when the combined verdict is ALLOW, in line order.
+    ``ctx.verified_by`` names the verifiers that allowed; ``ctx.offline`` is
+    true when a fallback allowed.  Raising turns the success into a failure
+    (fail closed): do not raise for problems the user can live with, log them.
+
+    :returns: ignored (return ``None``).
+    """
+
+
+@hookspec
+def otpme_auth_login_failed(ctx, options, decision):
+    """Learn that the login failed (show the reason, count failures).
+
+    Runs when the verdict is not ALLOW, including refusals in pre-auth and
+    plugin errors.  It cannot change the outcome; an exception here is logged
+    and ignored.
+
+    :param decision: the :class:`~otpme_auth.results.Decision` that decided
+        (its ``plugin``, ``reason`` and ``user_message``).
+    :returns: ignored (return ``None``).
+    """
+
+
+# ---------------------------------------------------------------------------
+# The rest of the PAM surface
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def otpme_auth_setcred(ctx, options, action):
+    """pam_sm_setcred: establish or remove credentials (tickets, agent keys).
+
+    :param action: ``"establish"``, ``"delete"``, ``"reinitialize"`` or ``"refresh"``.
+    :returns: ignored.  Raising makes pam_setcred fail with PAM_CRED_ERR.
+    """
+
+
+@hookspec
+def otpme_auth_check_account(ctx, options):
+    """pam_sm_acct_mgmt: may this (already authenticated) user log in now?
+
+    :returns: ``None`` to accept, or a DENY Decision to refuse
+        (PAM_PERM_DENIED, or the decision's ``pam_code``).  With no plugin
+        implementing it the module answers PAM_IGNORE.
+    """
+
+
+@hookspec
+def otpme_auth_open_session(ctx, options):
+    """pam_sm_open_session: the session starts (mount shares, create the home).
+
+    Runs in line order.  :returns: ignored.  Raising makes the call fail
+    with PAM_SESSION_ERR.
+    """
+
+
+@hookspec
+def otpme_auth_close_session(ctx, options):
+    """pam_sm_close_session: the session ends (unmount, stop the agent).
+
+    Runs in reverse line order, so what was set up last is torn down first.
+    Every plugin is called even if one raises; the call then fails with
+    PAM_SESSION_ERR.  :returns: ignored.
+    """
+
+
+def _collect():
+    hooks = {}
+    for name, value in globals().items():
+        if name.startswith("otpme_auth_") and hasattr(value, "otpme_auth_spec"):
+            code = value.__code__
+            hooks[name] = code.co_varnames[:code.co_argcount]
+    return hooks
+
+
+#: hook name -> the argument names a hookimpl may ask for.
+HOOKS = _collect()

@@ -1,0 +1,12 @@
+"""Keys that plugins share through the context (plugins never import each other).
+
+A producer writes ``ctx.stash[GREETING] = "..."``; a consumer reads
+``ctx.stash.get(GREETING)``.  Each key's doc says who writes and who reads it.
+"""
+
+from .context import ONE_TIME_CODE, PASSWORD, Key
+
+GREETING = Key("greeting", "text to greet the user with; written by online (server), read by greeting")
+HOME_DIRECTORY = Key("home_directory", "the home directory created or found by mkhomedir")
+
+__all__ = ["PASSWORD", "ONE_TIME_CODE", "GREETING", "HOME_DIRECTORY", "Key"]

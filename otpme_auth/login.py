@@ -1,0 +1,85 @@
+"""Run one PAM call through the plugins: shared by the PAM entry, the CLI and the kit."""
+
+from . import pipeline
+from .context import LoginContext
+from .errors import OtpmeAuthError
+from .host import Host, load_plugin
+from .log import Log
+from .options import resolve, valid_name
+from .registry import DEFAULT_CACHE_DIR, Registry
+
+#: Enabled when a line names no verifier (seed 000: the minimal entry is an online login).
+DEFAULT_VERIFIERS = ("online",)
+FUNCTIONS = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session")
+
+
+class Outcome:
+    """What a call produced: the PAM code name, and for inspection its context and host."""
+
+    __slots__ = ("code", "ctx", "host", "log")
+
+    def __init__(self, code, ctx, host, log):
+        self.code, self.ctx, self.host, self.log = code, ctx, host, log
+
+    def __repr__(self):
+        return "<Outcome %s>" % self.code
+
+
+def run(function, args, user, service, conversation, pam=None, registry=None,
+        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish"):
+    """Resolve the line, load the enabled plugins, run ``function``; never raises.
+
+    :param function: one of :data:`FUNCTIONS`.
+    :param args: the module arguments of the PAM line.
+    :returns: an :class:`Outcome`; ``code`` is a PAM code name.
+    """
+    log = log or Log(service)
+    _early_log_options(args, log)
+    ctx = host = None
+    try:
+        if not user or not isinstance(user, str):
+            log.error("no user name from the application")
+            return Outcome("USER_UNKNOWN", None, None, log)
+        registry = registry or Registry(cache_dir, log)
+        line = resolve(args, registry.installed(), registry.options_of,
+                       DEFAULT_VERIFIERS if function == "authenticate" else ())
+        plugins = [load_plugin(name, registry.load(name), view) for name, view in line.plugins]
+        host = Host(plugins, log, trace=line.core.trace)
+        ctx = LoginContext(user, service, line.core, conversation, log, pam, function)
+        if pam is not None and pam.authtok:
+            log.add_secret(pam.authtok)
+        log.debug("%s for %s: plugins %s" % (function, user, ", ".join(line.plugin_names) or "none"))
+        if function == "authenticate":
+            code = pipeline.authenticate(host, ctx)
+            shared = ctx.shared_authtok()
+            if shared is not None and pam is not None:
+                pam.set_authtok(shared.reveal())
+        elif function == "setcred":
+            code = pipeline.setcred(host, ctx, action)
+        elif function == "acct_mgmt":
+            code = pipeline.check_account(host, ctx)
+        elif function == "open_session":
+            code = pipeline.open_session(host, ctx)
+        elif function == "close_session":
+            code = pipeline.close_session(host, ctx)
+        else:
+            raise ValueError("unknown PAM function %r" % function)
+    except OtpmeAuthError as exc:
+        log.error(str(exc), getattr(exc, "plugin", None))
+        code = exc.pam_code
+    except Exception as exc:  # a bug of ours: fail closed, no traceback to libpam
+        log.error("internal error in %s: %s: %s" % (function, type(exc).__name__, exc))
+        code = "SERVICE_ERR"
+    return Outcome(code, ctx, host, log)
+
+
+def _early_log_options(args, log):
+    """Apply ``debug`` and ``log_file`` before parsing, so parse errors reach the file too."""
+    for arg in args:
+        if arg == "debug":
+            log.debug_enabled = True
+        elif arg.startswith("log_file=") and arg[9:].startswith("/") and "\0" not in arg:
+            log.file = arg[9:]
+
+
+__all__ = ["run", "Outcome", "FUNCTIONS", "valid_name"]

@@ -1,0 +1,431 @@
+"""The PAM line: tokens, declared options, which plugins run, typed frozen views.
+
+The rules (docs/options.md says the same for administrators):
+
+* Arguments are bare words, ``key=value``, or Linux-PAM ``[key=value with spaces]``.
+* A bare word that names an installed plugin enables it.  An option declared
+  with ``enables=True`` (``create_home``, ``cache_login_tokens``) enables its
+  plugin too.  Nothing else enables a plugin: installing a package never
+  changes anyone's authentication.
+* The core owns a few options (``debug``, ``try_first_pass``, ...) that every
+  plugin sees; no plugin may declare them.
+* An option owned by two enabled plugins must be written ``plugin.option``.
+* Unknown option, an option of a plugin the line does not enable, a bad value,
+  a flag with a value, an option given twice: :class:`ConfigError` with one
+  line naming the option.  The caller fails closed (PAM_SERVICE_ERR).
+"""
+
+from .errors import ConfigError
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def valid_name(name):
+    """Option and plugin names: lower-case letters, digits and ``_``, not starting with a digit."""
+    return bool(name) and not name[0].isdigit() and all(c in _NAME_CHARS for c in name)
+
+
+# --------------------------------------------------------------------------
+# Tokenising a line the way libpam does
+# --------------------------------------------------------------------------
+
+def split_line(text):
+    """Split module arguments exactly as Linux-PAM does (``_pam_StrTok``).
+
+    Words are separated by blanks, tabs and newlines.  A word that starts with
+    ``[`` runs to the first ``]`` (brackets dropped, ``\\]`` kept as ``]``), so
+    ``[authtok_prompt=Your code: ]`` is one argument with its spaces.
+    pam_python hands us the already split ``argv``; this serves the CLI.
+    """
+    args = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in " \t\n":
+            i += 1
+            continue
+        if text[i] == "[":
+            i += 1
+            word = []
+            while i < n and text[i] != "]":
+                if text[i] == "\\" and i + 1 < n and text[i + 1] == "]":
+                    i += 1
+                word.append(text[i])
+                i += 1
+            i += 1  # past the closing bracket (or the end)
+            args.append("".join(word))
+        else:
+            start = i
+            while i < n and text[i] not in " \t\n":
+                i += 1
+            args.append(text[start:i])
+    return args
+
+
+class Token:
+    """One argument of the line: ``[plugin.]name[=value]``."""
+
+    __slots__ = ("raw", "qualifier", "name", "value", "position")
+
+    def __init__(self, raw, position):
+        self.raw = raw
+        self.position = position
+        key, eq, value = raw.partition("=")
+        self.value = value if eq else None
+        qualifier, dot, name = key.partition(".")
+        if dot:
+            self.qualifier, self.name = qualifier, name
+        else:
+            self.qualifier, self.name = None, key
+        if not valid_name(self.name) or (self.qualifier is not None and not valid_name(self.qualifier)):
+            raise ConfigError("argument %d %s is not an option: names are [a-z0-9_], "
+                              "written name, name=value or plugin.name=value" % (position, _show(raw)))
+
+    @property
+    def key(self):
+        return "%s.%s" % (self.qualifier, self.name) if self.qualifier else self.name
+
+
+def _show(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
+
+
+# --------------------------------------------------------------------------
+# Declaring options
+# --------------------------------------------------------------------------
+
+class Option:
+    """One option a plugin (or the core) owns.
+
+    :param name: as written on the PAM line.
+    :param parse: turns the written value into the typed value, raising
+        ``ValueError`` with a short reason; ``None`` for a bare flag.
+    :param default: the value when the line does not give the option.
+    :param help: one line for ``check-config`` and docs/options.md.
+    :param enables: giving this option enables its plugin.
+    """
+
+    __slots__ = ("name", "parse", "default", "help", "enables", "kind")
+
+    def __init__(self, name, parse=None, default=None, help="", enables=False, kind=None):
+        if not valid_name(name):
+            raise ValueError("bad option name %r" % (name,))
+        self.name = name
+        self.parse = parse
+        self.default = False if parse is None and default is None else default
+        self.help = help
+        self.enables = enables
+        self.kind = kind or ("flag" if parse is None else "value")
+
+    @property
+    def is_flag(self):
+        return self.parse is None
+
+    def __repr__(self):
+        return "<Option %s (%s) default=%r>" % (self.name, self.kind, self.default)
+
+
+def flag(name, help="", enables=False):
+    """A bare word: True when given, False otherwise."""
+    return Option(name, None, False, help, enables, "flag")
+
+
+def text(name, default=None, help="", enables=False, allow_empty=False):
+    """Free text (use ``[name=with spaces]`` for spaces)."""
+    def parse(value):
+        if not value and not allow_empty:
+            raise ValueError("must not be empty")
+        return value
+    return Option(name, parse, default, help, enables, "text")
+
+
+def integer(name, default=None, help="", minimum=None, maximum=None, enables=False):
+    """A whole number, optionally bounded."""
+    def parse(value):
+        if not value.isdigit() or len(value) > 12:
+            raise ValueError("must be a whole number")
+        number = int(value)
+        _check_range(number, minimum, maximum)
+        return number
+    return Option(name, parse, default, help, enables, "integer")
+
+
+def seconds(name, default=None, help="", maximum=None, enables=False):
+    """A duration in seconds, fractions allowed (``0.5``)."""
+    def parse(value):
+        whole, dot, frac = value.partition(".")
+        if not (whole.isdigit() and (not dot or frac.isdigit())) or len(value) > 12:
+            raise ValueError("must be a number of seconds such as 3 or 0.5")
+        number = float(value)
+        _check_range(number, 0, maximum)
+        return number
+    return Option(name, parse, default, help, enables, "seconds")
+
+
+def choice(name, choices, default=None, help="", enables=False):
+    """One of a fixed set of words."""
+    choices = tuple(choices)
+
+    def parse(value):
+        if value not in choices:
+            raise ValueError("must be one of " + "|".join(choices))
+        return value
+    return Option(name, parse, default, help, enables, "|".join(choices))
+
+
+def octal_mode(name, default=None, help=""):
+    """A file mode written in octal, such as ``0600``."""
+    def parse(value):
+        if not value or len(value) > 5 or any(c not in "01234567" for c in value):
+            raise ValueError("must be an octal file mode such as 0600")
+        mode = int(value, 8)
+        if mode > 0o7777:
+            raise ValueError("must be at most 07777")
+        return mode
+    return Option(name, parse, default, help, False, "mode")
+
+
+def path(name, default=None, help="", enables=False, placeholders=()):
+    """An absolute path (``placeholders`` such as ``${USER}`` or ``~`` may start it)."""
+    def parse(value):
+        if not value.startswith("/") and not any(value.startswith(p) for p in placeholders):
+            raise ValueError("must be an absolute path")
+        if "\0" in value:
+            raise ValueError("must not contain NUL")
+        return value
+    return Option(name, parse, default, help, enables, "path")
+
+
+def _check_range(number, minimum, maximum):
+    if minimum is not None and number < minimum:
+        raise ValueError("must be at least %s" % minimum)
+    if maximum is not None and number > maximum:
+        raise ValueError("must be at most %s" % maximum)
+
+
+# --------------------------------------------------------------------------
+# The options every plugin sees
+# --------------------------------------------------------------------------
+
+CORE_OPTIONS = (
+    flag("debug", "log details of each step (never a secret) at LOG_DEBUG"),
+    flag("trace", "log each hook call with its plugin and result (credentials redacted)"),
+    flag("try_first_pass", "use the password of a previous module; prompt if it is absent or wrong"),
+    flag("use_first_pass", "use the password of a previous module; never prompt"),
+    flag("forward_pass", "ask password and one-time code in one prompt and forward the password"),
+    flag("nullok", "accept an empty password (and, for one-time codes, users without data)"),
+    text("authtok_prompt", None, "the text of the password / code prompt", allow_empty=False),
+    flag("echo_verification_code", "show the one-time code as it is typed"),
+    path("log_file", None, "also append log lines to this file (created 0600, never through a symlink)"),
+)
+CORE = "core"
+
+
+# --------------------------------------------------------------------------
+# Frozen views
+# --------------------------------------------------------------------------
+
+class OptionsView:
+    """The typed, read-only options of one plugin (or of the core).
+
+    ``view.name`` or ``view["name"]`` gives the value; ``view.origin(name)``
+    tells where it came from (``default`` or the argument as written).
+    """
+
+    __slots__ = ("_owner", "_values", "_origins")
+
+    def __init__(self, owner, values, origins):
+        object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_origins", dict(origins))
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError("%s has no option %r" % (self._owner, name)) from None
+
+    def __getitem__(self, name):
+        return self._values[name]
+
+    def __setattr__(self, name, value):
+        raise AttributeError("options are read-only")
+
+    def __contains__(self, name):
+        return name in self._values
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def items(self):
+        return self._values.items()
+
+    def origin(self, name):
+        return self._origins[name]
+
+    def given(self, name):
+        """True if the line gave this option (not its default)."""
+        return self._origins.get(name, "default") != "default"
+
+    def __repr__(self):
+        return "<OptionsView %s %s>" % (self._owner, self._values)
+
+
+def default_view(owner, declared):
+    """A view of only defaults (used by tests and the plugin kit)."""
+    return OptionsView(owner, {o.name: o.default for o in declared},
+                       {o.name: "default" for o in declared})
+
+
+# --------------------------------------------------------------------------
+# Resolving a line
+# --------------------------------------------------------------------------
+
+class LineConfig:
+    """What a PAM line means: the core options and the enabled plugins in line order."""
+
+    __slots__ = ("core", "plugins", "enabled_by")
+
+    def __init__(self, core, plugins, enabled_by):
+        self.core = core          # OptionsView
+        self.plugins = plugins    # list of (name, OptionsView), in line order
+        self.enabled_by = enabled_by  # name -> the argument that enabled it
+
+    @property
+    def plugin_names(self):
+        return [name for name, _ in self.plugins]
+
+
+def resolve(args, installed, load_options, default_verifiers=()):
+    """Decide which plugins a line enables and give each its typed options.
+
+    :param args: the module arguments (pam_python's argv without the script).
+    :param installed: name -> :class:`otpme_auth.registry.PluginInfo`.
+    :param load_options: ``load_options(name)`` returns the declared
+        :class:`Option` list of an enabled plugin (importing it).
+    :param default_verifiers: plugins enabled when the line enables no verifier
+        (seed 000: a line that names none means an online login).
+    :raises ConfigError: one line naming the offending argument.
+    """
+    tokens = [Token(raw, i + 1) for i, raw in enumerate(args)]
+    core_names = {o.name: o for o in CORE_OPTIONS}
+
+    # 1. Which plugins the line enables, in line order.
+    enabled = {}
+    enabling_owner = {}
+    for info in installed.values():
+        for opt in info.enabling:
+            enabling_owner.setdefault(opt, []).append(info.name)
+    for tok in tokens:
+        if tok.qualifier is None and tok.value is None and tok.name in installed \
+                and tok.name not in core_names:
+            enabled.setdefault(tok.name, tok.raw)
+            continue
+        if tok.qualifier is not None:
+            info = installed.get(tok.qualifier)
+            if info is None and tok.qualifier != CORE:
+                raise ConfigError("%s: no plugin named %r is installed" % (tok.raw, tok.qualifier))
+            if info is not None and tok.name in info.enabling:
+                enabled.setdefault(info.name, tok.raw)
+            continue
+        owners = enabling_owner.get(tok.name, ())
+        if tok.name in core_names:
+            continue
+        if len(owners) > 1:
+            raise ConfigError("%s enables more than one plugin (%s): write %s" % (
+                tok.name, ", ".join(sorted(owners)),
+                " or ".join("%s.%s" % (o, tok.name) for o in sorted(owners))))
+        if owners:
+            enabled.setdefault(owners[0], tok.raw)
+    for name in enabled:
+        if installed[name].error:
+            raise ConfigError("plugin %s is installed but broken: %s" % (name, installed[name].error))
+    if not any("otpme_auth_verify" in installed[n].hooks for n in enabled):
+        for name in default_verifiers:
+            if name in installed and not installed[name].error:
+                enabled = dict([(name, "(default verifier)")] + list(enabled.items()))
+                break
+
+    # 2. The declared options of the enabled plugins (imports them).
+    declared = {CORE: core_names}
+    for name in enabled:
+        specs = {}
+        for opt in load_options(name):
+            if opt.name in core_names:
+                raise ConfigError("plugin %s declares %r, which the core owns" % (name, opt.name))
+            specs[opt.name] = opt
+        declared[name] = specs
+
+    # 3. Give every argument to exactly one owner.
+    values = {owner: {} for owner in declared}
+    origins = {owner: {} for owner in declared}
+    for tok in tokens:
+        if tok.qualifier is None and tok.value is None and tok.name in enabled \
+                and tok.name not in core_names:
+            continue  # a plugin name
+        owner = _owner_of(tok, declared, installed, enabled)
+        spec = declared[owner][tok.name]
+        if tok.name in values[owner]:
+            raise ConfigError("%s is given twice" % tok.key)
+        values[owner][tok.name] = _parse_value(spec, tok)
+        origins[owner][tok.name] = tok.raw if len(tok.raw) <= 80 else tok.raw[:77] + "..."
+
+    views = {}
+    for owner, specs in declared.items():
+        vals = {n: o.default for n, o in specs.items()}
+        orig = {n: "default" for n in specs}
+        vals.update(values[owner])
+        orig.update(origins[owner])
+        views[owner] = OptionsView(owner, vals, orig)
+
+    core = views[CORE]
+    if core.try_first_pass and core.use_first_pass:
+        raise ConfigError("try_first_pass and use_first_pass exclude each other: give one")
+    if core.forward_pass and core.use_first_pass:
+        raise ConfigError("forward_pass and use_first_pass exclude each other: give one")
+    return LineConfig(core, [(n, views[n]) for n in enabled], enabled)
+
+
+def _owner_of(tok, declared, installed, enabled):
+    if tok.qualifier is not None:
+        if tok.qualifier == CORE:
+            if tok.name not in declared[CORE]:
+                raise ConfigError("%s: the core has no option %r" % (tok.raw, tok.name))
+            return CORE
+        if tok.qualifier not in enabled:
+            raise ConfigError("%s: plugin %s is not enabled on this line (name it, or give "
+                              "one of its enabling options)" % (tok.key, tok.qualifier))
+        if tok.name not in declared[tok.qualifier]:
+            raise ConfigError("%s: plugin %s has no option %r" % (tok.key, tok.qualifier, tok.name))
+        return tok.qualifier
+    if tok.name in declared[CORE]:
+        return CORE
+    owners = [n for n in enabled if tok.name in declared[n]]
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        raise ConfigError("%s is an option of %s: write %s" % (
+            tok.name, " and ".join(owners), " or ".join("%s.%s" % (o, tok.name) for o in owners)))
+    sleeping = sorted(i.name for i in installed.values() if tok.name in i.options)
+    if sleeping:
+        hint = installed[sleeping[0]].enabling
+        how = "name it" + (" or give %s" % " or ".join(hint) if hint else "")
+        raise ConfigError("%s is an option of plugin %s, which this line does not enable (%s)"
+                          % (tok.name, " / ".join(sleeping), how))
+    if tok.value is None and tok.name not in installed:
+        raise ConfigError("unknown option or plugin %r (not the core's, not an installed "
+                          "plugin's; see otpme-auth check-config)" % tok.name)
+    raise ConfigError("unknown option %r" % tok.name)
+
+
+def _parse_value(spec, tok):
+    if spec.is_flag:
+        if tok.value is not None:
+            raise ConfigError("%s is a flag and takes no value (write %s alone)" % (tok.key, tok.key))
+        return True
+    if tok.value is None:
+        raise ConfigError("%s needs a value (%s=...)" % (tok.key, tok.key))
+    try:
+        return spec.parse(tok.value)
+    except ValueError as exc:
+        raise ConfigError("bad value for %s: %s (got %s)" % (tok.key, exc, _show(tok.value))) from None

@@ -1,0 +1,91 @@
+"""The boundary with libpam: pam_python's handle in, a PAM return code out.
+
+The generated script ``pam_otpme_auth.py`` (see :mod:`otpme_auth.install`)
+calls these functions.  Nothing raised below reaches libpam as a traceback:
+every path ends in a PAM code, and only ALLOW ends in PAM_SUCCESS.
+"""
+
+from .context import PamItems
+from .conversation import PamConversation
+from .login import run
+from .registry import DEFAULT_CACHE_DIR
+
+_CRED_ACTIONS = ((0x8, "reinitialize"), (0x10, "refresh"), (0x4, "delete"), (0x2, "establish"))
+PAM_SILENT = 0x8000
+
+
+class PamHandleItems(PamItems):
+    """PAM items read from and written to pam_python's handle."""
+
+    def __init__(self, pamh):
+        self.pamh = pamh
+
+    @property
+    def authtok(self):
+        return self.pamh.authtok
+
+    def set_authtok(self, value):
+        self.pamh.authtok = value
+
+    @property
+    def rhost(self):
+        return self.pamh.rhost
+
+    @property
+    def ruser(self):
+        return self.pamh.ruser
+
+    @property
+    def tty(self):
+        return self.pamh.tty
+
+
+class _Conversation(PamConversation):
+    def __init__(self, pamh, silent):
+        super().__init__(pamh)
+        self.silent = silent
+
+    def _send(self, style, text):
+        if self.silent and not style.startswith("prompt"):
+            return None  # PAM_SILENT: the application asked for no messages
+        return super()._send(style, text)
+
+
+def _call(function, pamh, flags, argv, cache_dir, action="establish"):
+    try:
+        try:
+            user = pamh.get_user(None)
+        except pamh.exception:
+            user = None
+        outcome = run(function, list(argv[1:]), user, pamh.service or "?",
+                      _Conversation(pamh, bool(flags & PAM_SILENT)), PamHandleItems(pamh),
+                      cache_dir=cache_dir, action=action)
+        return getattr(pamh, "PAM_" + outcome.code)
+    except Exception:  # last line of defence: never a traceback, never success
+        return pamh.PAM_SERVICE_ERR
+
+
+def authenticate(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
+    return _call("authenticate", pamh, flags, argv, cache_dir)
+
+
+def setcred(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
+    action = next((name for bit, name in _CRED_ACTIONS if flags & bit), "establish")
+    return _call("setcred", pamh, flags, argv, cache_dir, action)
+
+
+def acct_mgmt(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
+    return _call("acct_mgmt", pamh, flags, argv, cache_dir)
+
+
+def open_session(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
+    return _call("open_session", pamh, flags, argv, cache_dir)
+
+
+def close_session(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
+    return _call("close_session", pamh, flags, argv, cache_dir)
+
+
+def chauthtok(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
+    # Passwords are changed on the server (otpme-auth-admin), not through PAM.
+    return pamh.PAM_IGNORE

@@ -1,0 +1,148 @@
+"""The PAM calls as flows of hooks; one place maps outcomes to PAM codes.
+
+Each function takes a :class:`~otpme_auth.host.Host` and a
+:class:`~otpme_auth.context.LoginContext` and returns a PAM code name
+(``"SUCCESS"``, ``"AUTH_ERR"``, ...).  Nothing here returns SUCCESS on an
+exception: a plugin that raises fails the call closed.
+"""
+
+from .errors import ConfigError, LoginRefused, OtpmeAuthError, PluginError
+from .results import Verdict, as_decision, combine, deny, pam_code_for
+
+
+def authenticate(host, ctx):
+    """pam_sm_authenticate: pre-auth, credentials, verify, then post-login or login_failed."""
+    log = ctx.log
+    try:
+        verdict, decisions = _decide(host, ctx)
+    except LoginRefused as exc:
+        decision = deny(exc.reason, exc.user_message)
+        decision.plugin = getattr(exc, "plugin", None)
+        return _failed(host, ctx, Verdict.DENY, [decision])
+    except OtpmeAuthError as exc:
+        decision = deny(str(exc))
+        decision.plugin = getattr(exc, "plugin", None)
+        return _failed(host, ctx, Verdict.DENY, [decision], code=exc.pam_code, error=exc)
+    if verdict is not Verdict.ALLOW:
+        return _failed(host, ctx, verdict, decisions)
+    ctx.verified_by = tuple(d.plugin for d in decisions)
+    try:
+        host.call("otpme_auth_post_login", ctx)
+    except OtpmeAuthError as exc:
+        log.error("login of %s refused after verification: %s" % (ctx.user, exc),
+                  getattr(exc, "plugin", None))
+        decision = deny("post-login failed: %s" % exc)
+        decision.plugin = getattr(exc, "plugin", None)
+        _notify_failed(host, ctx, decision)
+        return exc.pam_code if isinstance(exc, PluginError) else "AUTH_ERR"
+    log.info("authenticated %s%s (by %s)" % (
+        ctx.user, " offline" if ctx.offline else "", ", ".join(ctx.verified_by)))
+    return "SUCCESS"
+
+
+def _decide(host, ctx):
+    for name, result in host.call("otpme_auth_pre_auth", ctx):
+        if result is None:
+            continue
+        decision = as_decision(result, name)
+        if decision.verdict is not Verdict.DENY:
+            raise PluginError(name, "pre_auth may return only None or a DENY decision, not %r"
+                              % decision.verdict)
+        return Verdict.DENY, [decision]
+    if not host.implementers("otpme_auth_verify"):
+        raise ConfigError("this line enables no verifier: name one (for example online), "
+                          "or the plugin that checks the credentials")
+    has_fallback = bool(host.implementers("otpme_auth_verify_fallback"))
+    for attempt in (1, 2):
+        host.call("otpme_auth_collect_credentials", ctx)
+        primary = [as_decision(r, n) for n, r in host.call("otpme_auth_verify", ctx)]
+        fallback_used = []
+
+        def fallback(missing):
+            fallback_used.append(True)
+            return [as_decision(r, n) for n, r in
+                    host.call("otpme_auth_verify_fallback", ctx, unavailable=missing)]
+
+        verdict, decisions, _ = combine(primary, fallback if has_fallback else None)
+        ctx.decisions = primary + [d for d in decisions if d not in primary]
+        ctx.offline = bool(fallback_used) and verdict is Verdict.ALLOW
+        if (verdict is Verdict.DENY and attempt == 1 and ctx.core.try_first_pass
+                and ctx.used_stacked_credentials()):
+            ctx.log.info("try_first_pass: the password from the stack was not accepted; asking")
+            ctx.forget_stacked_credentials()
+            continue
+        return verdict, decisions
+    raise AssertionError("unreachable")
+
+
+def _failed(host, ctx, verdict, decisions, code=None, error=None):
+    decision = decisions[0] if decisions else deny("no verifier decided")
+    if error is None:
+        ctx.log.info("authentication of %s failed: %s%s%s" % (
+            ctx.user, verdict.name, " by %s" % decision.plugin if decision.plugin else "",
+            ": %s" % decision.reason if decision.reason else ""))
+    else:
+        ctx.log.error("authentication of %s failed closed: %s" % (ctx.user, error),
+                      getattr(error, "plugin", None))
+    _notify_failed(host, ctx, decision)
+    return code or pam_code_for(verdict, decisions)
+
+
+def _notify_failed(host, ctx, decision):
+    try:
+        host.call("otpme_auth_login_failed", ctx, decision=decision)
+    except Exception as exc:  # it cannot change the outcome; say so and go on
+        ctx.log.error("login_failed hook failed: %s" % exc, getattr(exc, "plugin", None))
+
+
+def setcred(host, ctx, action):
+    """pam_sm_setcred."""
+    if not host.implementers("otpme_auth_setcred"):
+        return "SUCCESS"
+    try:
+        host.call("otpme_auth_setcred", ctx, action=action)
+    except OtpmeAuthError as exc:
+        ctx.log.error("setcred (%s) failed: %s" % (action, exc), getattr(exc, "plugin", None))
+        return "CRED_ERR"
+    return "SUCCESS"
+
+
+def check_account(host, ctx):
+    """pam_sm_acct_mgmt."""
+    if not host.implementers("otpme_auth_check_account"):
+        return "IGNORE"
+    try:
+        for name, result in host.call("otpme_auth_check_account", ctx):
+            if result is None:
+                continue
+            decision = as_decision(result, name)
+            if decision.verdict is not Verdict.DENY:
+                raise PluginError(name, "check_account may return only None or a DENY decision")
+            ctx.log.info("account of %s refused: %s" % (ctx.user, decision.reason), name)
+            return decision.pam_code or "PERM_DENIED"
+    except LoginRefused as exc:
+        ctx.log.info("account of %s refused: %s" % (ctx.user, exc.reason), getattr(exc, "plugin", None))
+        return "PERM_DENIED"
+    except OtpmeAuthError as exc:
+        ctx.log.error("account check failed closed: %s" % exc, getattr(exc, "plugin", None))
+        return exc.pam_code
+    return "SUCCESS"
+
+
+def open_session(host, ctx):
+    """pam_sm_open_session: plugins in line order; the first failure stops it."""
+    try:
+        host.call("otpme_auth_open_session", ctx)
+    except OtpmeAuthError as exc:
+        ctx.log.error("open_session failed: %s" % exc, getattr(exc, "plugin", None))
+        return "SESSION_ERR"
+    return "SUCCESS"
+
+
+def close_session(host, ctx):
+    """pam_sm_close_session: reverse line order; every plugin is called."""
+    errors = []
+    host.call("otpme_auth_close_session", ctx, reverse=True, errors=errors)
+    for exc in errors:
+        ctx.log.error("close_session failed: %s" % exc, getattr(exc, "plugin", None))
+    return "SESSION_ERR" if errors else "SUCCESS"
