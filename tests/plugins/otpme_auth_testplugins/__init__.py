@@ -1,0 +1,1 @@
+"""Plugins for testing the host; never install them anywhere else."""
