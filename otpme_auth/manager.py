@@ -25,10 +25,9 @@ def validate_plugin(name, obj):
     """
     pm = build_plugin_manager()
     pm.register(obj, name=name)
-    unknown = [impl for hook in pm.hook.__dict__.values()
-               if isinstance(hook, pluggy.HookCaller) and not hook.has_spec()
-               for impl in hook.get_hookimpls()]
+    unknown = sorted(name for name, hook in vars(pm.hook).items()
+                     if isinstance(hook, pluggy.HookCaller) and not hook.has_spec()
+                     and hook.get_hookimpls())
     if unknown:
-        raise pluggy.PluginValidationError(
-            obj, "no such hook: %s" % ", ".join(sorted({i.function.__name__ for i in unknown})))
+        raise pluggy.PluginValidationError(obj, "no such hook: %s" % ", ".join(unknown))
     return pm

@@ -324,7 +324,7 @@ def resolve(args, installed, load_options, default_verifiers=()):
         if tok.qualifier is not None:
             info = installed.get(tok.qualifier)
             if info is None and tok.qualifier != CORE:
-                raise ConfigError("%s: no plugin named %r is installed" % (tok.raw, tok.qualifier))
+                raise ConfigError("%s: no plugin named %r is installed" % (_show(tok.raw), tok.qualifier))
             if info is not None and tok.name in info.enabling:
                 enabled.setdefault(info.name, tok.raw)
             continue
@@ -390,7 +390,7 @@ def _owner_of(tok, declared, installed, enabled):
     if tok.qualifier is not None:
         if tok.qualifier == CORE:
             if tok.name not in declared[CORE]:
-                raise ConfigError("%s: the core has no option %r" % (tok.raw, tok.name))
+                raise ConfigError("%s: the core has no option %r" % (tok.key, tok.name))
             return CORE
         if tok.qualifier not in enabled:
             raise ConfigError("%s: plugin %s is not enabled on this line (name it, or give "

@@ -121,8 +121,9 @@ def as_decision(answer, plugin):
     if isinstance(answer, Verdict):
         answer = Decision(answer)
     elif not isinstance(answer, Decision):
-        raise TypeError(
-            "a verify hook must return a Verdict or Decision, not %s" % type(answer).__name__)
+        from .errors import PluginError
+        raise PluginError(plugin, "a verify hook must return a Verdict or Decision, not %s"
+                          % type(answer).__name__)
     answer.plugin = plugin
     return answer
 

@@ -1,0 +1,172 @@
+"""``otpme-auth``: the administrator's command line.
+
+    otpme-auth check-config 'try_first_pass create_home'   what a PAM line means
+    otpme-auth login alice passfile debug                  run a login in the terminal
+    otpme-auth install-pam --dest /usr/local/lib/security  install the pam_python entry
+    otpme-auth list-plugins                                what is installed
+    otpme-auth refresh-plugins                             rescan now (after pip install)
+
+Errors are one line on stderr and exit code 2; never a traceback for a mistake.
+"""
+
+import argparse
+import sys
+
+from .errors import OtpmeAuthError
+from .registry import DEFAULT_CACHE_DIR
+
+
+def _registry(args, log=None):
+    from .registry import Registry
+    # check-config and list-plugins always look afresh: they are how an admin
+    # sees the truth after installing something.
+    return Registry(cache_dir=None, log=log)
+
+
+def cmd_check_config(args, out):
+    from .log import Log
+    from .options import CORE, resolve, split_line
+    text = " ".join(args.options)
+    words = split_line(text)
+    log = Log("check-config", to_syslog=False)
+    registry = _registry(args, log)
+    installed = registry.installed()
+    defaults = ("online",) if args.function == "authenticate" else ()
+    line = resolve(words, installed, registry.options_of, defaults)
+    out.write("arguments: %s\n" % (" ".join(_quote(w) for w in words) or "(none)"))
+    out.write("\nenabled plugins (in the order they run):\n")
+    if not line.plugins:
+        out.write("  (none)\n")
+    for name, _ in line.plugins:
+        info = installed[name]
+        out.write("  %-22s enabled by %-28s %s %s\n" % (
+            name, line.enabled_by[name], info.dist, info.version))
+    if args.function == "authenticate" and not any(
+            "otpme_auth_verify" in installed[n].hooks for n in line.plugin_names):
+        out.write("  warning: no verifier is enabled; authentication will fail closed\n")
+    views = [(CORE, line.core)] + line.plugins
+    out.write("\noptions:\n")
+    for owner, view in views:
+        for name, value in view.items():
+            out.write("  %-10s %-28s = %-24s (%s)\n" % (
+                owner, name, _value(value), view.origin(name)))
+    sleeping = sorted(set(installed) - set(line.plugin_names))
+    if sleeping:
+        out.write("\ninstalled but not enabled by this line (they will not run): %s\n"
+                  % ", ".join(sleeping))
+    return 0
+
+
+def _value(value):
+    return repr(value)
+
+
+def _quote(word):
+    return "[%s]" % word.replace("]", "\\]") if any(c in word for c in " \t\n") else word
+
+
+def cmd_list_plugins(args, out):
+    registry = _registry(args)
+    installed = registry.installed()
+    if not installed:
+        out.write("no plugins installed\n")
+    for name, info in sorted(installed.items()):
+        state = "BROKEN: %s" % info.error if info.error else "ok"
+        out.write("%s  (%s %s, %s)  %s\n" % (name, info.dist, info.version, info.entry, state))
+        if info.enabling:
+            out.write("    enabled by: %s\n" % ", ".join((name,) + info.enabling))
+        if info.options:
+            out.write("    options: %s\n" % ", ".join(info.options))
+        if info.hooks:
+            out.write("    hooks: %s\n" % ", ".join(h.replace("otpme_auth_", "") for h in info.hooks))
+    return 0
+
+
+def cmd_refresh_plugins(args, out):
+    from .registry import Registry
+    registry = Registry(cache_dir=args.cache_dir)
+    plugins = registry.refresh()
+    out.write("%d plugin(s); cache %s\n" % (len(plugins), registry.cache_path()))
+    return 0
+
+
+def cmd_login(args, out):
+    from .context import PamItems
+    from .conversation import TerminalConversation
+    from .log import Log
+    from .login import run
+    from .options import split_line
+    words = split_line(" ".join(args.options))
+    log = Log(args.service, to_syslog=False)
+    log.debug_enabled = "debug" in words
+    pam = PamItems(authtok=None)
+    outcome = run(args.function, words, args.user, args.service, TerminalConversation(), pam,
+                  cache_dir=args.cache_dir, log=log)
+    for level, line in log.records:
+        sys.stderr.write("%s: %s\n" % (level, line))
+    out.write("%s: PAM_%s\n" % (args.function, outcome.code))
+    return 0 if outcome.code == "SUCCESS" else 1
+
+
+def cmd_install_pam(args, out):
+    from .install import install
+    install(args.dest, cache_dir=args.cache_dir, pamd_dir=args.pamd, out=out)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="otpme-auth", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check-config", help="show what a PAM line's options mean, or the error")
+    p.add_argument("options", nargs="*", help="the options of the PAM line (quote the whole line)")
+    p.add_argument("--function", default="authenticate",
+                   choices=["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"])
+    p.set_defaults(run=cmd_check_config)
+
+    p = sub.add_parser("login", help="run a PAM call in this terminal, like pamtester")
+    p.add_argument("user")
+    p.add_argument("options", nargs="*", help="the options of the PAM line")
+    p.add_argument("--service", default="otpme-auth-login")
+    p.add_argument("--function", default="authenticate",
+                   choices=["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"])
+    p.add_argument("--cache-dir", default=None, help="plugin cache dir (default: none)")
+    p.set_defaults(run=cmd_login)
+
+    p = sub.add_parser("install-pam", help="install the pam_python entry script (and pam.d snippets)")
+    p.add_argument("--dest", default="/usr/local/lib/security",
+                   help="where to write pam_otpme_auth.py (default: %(default)s)")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                   help="the plugin registry cache the script uses (default: %(default)s)")
+    p.add_argument("--pamd", default=None, metavar="DIR",
+                   help="also write the otpme-auth, otpme-account, otpme-session snippets "
+                        "and a pam-auth-update profile under DIR (e.g. /etc/pam.d)")
+    p.set_defaults(run=cmd_install_pam)
+
+    p = sub.add_parser("list-plugins", help="the installed plugins, their options and state")
+    p.set_defaults(run=cmd_list_plugins)
+
+    p = sub.add_parser("refresh-plugins", help="rescan installed plugins and rewrite the cache")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    p.set_defaults(run=cmd_refresh_plugins)
+    return parser
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args, out)
+    except OtpmeAuthError as exc:
+        sys.stderr.write("otpme-auth: %s\n" % exc)
+        return 2
+    except OSError as exc:
+        sys.stderr.write("otpme-auth: %s\n" % exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

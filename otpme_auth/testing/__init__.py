@@ -1,0 +1,95 @@
+"""The plugin kit: test an otpme-auth plugin alone, then through real libpam.
+
+Installed with otpme-auth as a pytest plugin (entry point ``pytest11``), so a
+plugin's tests get these fixtures with no conftest:
+
+``run_login``
+    ``run_login(plugins, args, user=..., answers=..., authtok=...)`` runs one
+    PAM call through the real host with a fresh registry holding only
+    ``plugins`` ({name: module-or-object}); returns a :class:`LoginResult`
+    with the PAM code, the prompts, the messages, the log and the hook calls.
+``make_context``
+    a :class:`~otpme_auth.context.LoginContext` for calling one hook directly.
+``scripted_conversation``
+    ``scripted_conversation("answer", ...)``.
+``pam_harness``
+    a :class:`~otpme_auth.testing.pam.PamHarness`: write PAM service files in a
+    temp dir and run them with pamtester under pam_wrapper and pam_python.
+"""
+
+from ..context import LoginContext, PamItems
+from ..conversation import ScriptedConversation
+from ..log import Log
+from ..login import run
+from ..options import CORE, CORE_OPTIONS, OptionsView, resolve
+from ..registry import StaticRegistry, declared_options
+
+
+class LoginResult:
+    """What :func:`run_login` saw."""
+
+    def __init__(self, outcome, conversation, pam):
+        self.code = outcome.code
+        self.ctx = outcome.ctx
+        self.prompts = conversation.prompts
+        self.shown = conversation.shown
+        self.transcript = conversation.transcript
+        self.log = [line for _, line in outcome.log.records]
+        self.log_records = outcome.log.records
+        self.calls = list(outcome.host.calls) if outcome.host else []
+        self.authtok = pam.authtok
+
+    @property
+    def ok(self):
+        return self.code == "SUCCESS"
+
+    def called(self, hook, plugin=None):
+        """True if ``hook`` ran (in ``plugin``, if given)."""
+        return any(h == hook and (plugin is None or p == plugin) for h, p in self.calls)
+
+    def __repr__(self):
+        return "<LoginResult %s prompts=%r>" % (self.code, self.prompts)
+
+
+def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",
+              service="otpme-test", action="establish", debug=True):
+    """Run one PAM ``function`` through the host with only ``plugins`` installed.
+
+    :param plugins: ``{name: module_or_object}`` as entry points would give them.
+    :param args: the PAM line's options (a string is split like libpam does).
+    :param answers: what the user types, in order.
+    :param authtok: PAM_AUTHTOK left by a previous module in the stack.
+    """
+    from ..options import split_line
+    if isinstance(args, str):
+        args = split_line(args)
+    conversation = ScriptedConversation(answers)
+    pam = PamItems(authtok=authtok)
+    log = Log(service, debug=debug, to_syslog=False)
+    outcome = run(function, list(args), user, service, conversation, pam,
+                  registry=StaticRegistry(plugins), log=log, action=action)
+    return LoginResult(outcome, conversation, pam)
+
+
+def make_context(user="alice", service="otpme-test", core=None, answers=(), authtok=None,
+                 function="authenticate"):
+    """A context for calling a single hook; ``core`` overrides core options by name."""
+    values = {o.name: o.default for o in CORE_OPTIONS}
+    values.update(core or {})
+    view = OptionsView(CORE, values, {n: "test" for n in values})
+    return LoginContext(user, service, view, ScriptedConversation(answers),
+                        Log(service, debug=True, to_syslog=False), PamItems(authtok=authtok),
+                        function)
+
+
+def options_for(plugin, args=(), name="plugin"):
+    """The frozen options ``plugin`` would get from a line (for calling a hook directly)."""
+    from ..options import split_line
+    if isinstance(args, str):
+        args = split_line(args)
+    registry = StaticRegistry({name: plugin})
+    line = resolve([name] + list(args), registry.installed(), lambda n: declared_options(plugin))
+    return dict(line.plugins)[name]
+
+
+__all__ = ["run_login", "make_context", "options_for", "LoginResult", "ScriptedConversation"]

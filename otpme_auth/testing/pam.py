@@ -1,0 +1,142 @@
+"""Run PAM service files through real libpam: pam_wrapper + pam_python + pamtester.
+
+Nothing under /etc/pam.d is touched: pam_wrapper (LD_PRELOAD) makes libpam read
+service files from a temp dir.  The entry script is generated for the Python
+environment running the tests, with its own plugin cache dir and a log file
+the test can read.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from ..install import PAM_PYTHON, render_script, site_dirs
+
+PAM_WRAPPER = "libpam_wrapper.so"
+PAM_WRAPPER_MODULES = "/usr/lib/x86_64-linux-gnu/pam_wrapper"
+
+# pam_strerror() texts that pamtester prints, back to PAM code names.
+_STRERROR = {
+    "successfully": "SUCCESS",
+    "Authentication failure": "AUTH_ERR",
+    "Error in service module": "SERVICE_ERR",
+    "System error": "SYSTEM_ERR",
+    "Authentication service cannot retrieve authentication info": "AUTHINFO_UNAVAIL",
+    "User not known to the underlying authentication module": "USER_UNKNOWN",
+    "Conversation error": "CONV_ERR",
+    "Permission denied": "PERM_DENIED",
+    "Failure setting user credentials": "CRED_ERR",
+    "Cannot make/remove an entry for the specified session": "SESSION_ERR",
+    "Have exhausted maximum number of retries for service": "MAXTRIES",
+    "Insufficient credentials to access authentication data": "CRED_INSUFFICIENT",
+}
+
+
+def missing_requirements():
+    missing = []
+    if not os.path.exists(PAM_PYTHON):
+        missing.append("libpam-python (%s)" % PAM_PYTHON)
+    if not shutil.which("pamtester"):
+        missing.append("pamtester")
+    if not any(os.path.exists(os.path.join(d, PAM_WRAPPER))
+               for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib", "/lib/x86_64-linux-gnu")):
+        missing.append("libpam-wrapper")
+    if sys.base_prefix != "/usr":
+        # pam_python embeds Debian's /usr/bin/python3: a venv made from another
+        # Python has site-packages that interpreter cannot import.
+        missing.append("a Python environment made from /usr/bin/python3 (this is %s)"
+                       % sys.base_prefix)
+    return missing
+
+
+class PamResult:
+    """The outcome of one pamtester run."""
+
+    def __init__(self, proc, log_path):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.output = proc.stdout + proc.stderr
+        self.code = self._code()
+        try:
+            with open(log_path, encoding="utf-8") as fh:
+                self.log = fh.read().splitlines()
+        except FileNotFoundError:
+            self.log = []
+
+    def _code(self):
+        if self.returncode == 0:
+            return "SUCCESS"
+        for text, code in _STRERROR.items():
+            if text in self.output:
+                return code
+        return "UNKNOWN(%s)" % self.output.strip()[-200:]
+
+    @property
+    def ok(self):
+        return self.returncode == 0
+
+    def __repr__(self):
+        return "<PamResult %s>" % self.code
+
+
+class PamHarness:
+    """Service files in a temp dir, run through real libpam.
+
+    ``harness.line("passfile debug")`` gives an ``auth required`` line for our
+    module (with ``log_file`` pointing at ``harness.log_path``);
+    ``harness.service("svc", line, ...)`` writes a service file;
+    ``harness.run("svc", "user", answers=["pw"])`` runs pamtester.
+    """
+
+    def __init__(self, directory):
+        self.dir = str(directory)
+        self.service_dir = os.path.join(self.dir, "pam.d")
+        self.cache_dir = os.path.join(self.dir, "cache")
+        self.log_path = os.path.join(self.dir, "otpme-auth.log")
+        os.makedirs(self.service_dir, mode=0o755, exist_ok=True)
+        os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
+        self.script = os.path.join(self.dir, "pam_otpme_auth.py")
+        with open(self.script, "w", encoding="utf-8") as fh:
+            fh.write(render_script(site_dirs(), self.cache_dir))
+        # libpam warns without an "other" service; make it deny everything.
+        self.service("other", "auth required pam_deny.so", "account required pam_deny.so",
+                     "session required pam_deny.so")
+
+    def line(self, options="", control="required", type="auth", log=True):
+        """A PAM line running our module with ``options``."""
+        extra = " log_file=%s" % self.log_path if log else ""
+        return "%s %s %s %s %s%s" % (type, control, PAM_PYTHON, self.script, options, extra)
+
+    def wrapper_module(self, name):
+        """Path of a pam_wrapper test module (``pam_matrix.so``, ``pam_set_items.so``)."""
+        return os.path.join(PAM_WRAPPER_MODULES, name)
+
+    def service(self, name, *lines):
+        path = os.path.join(self.service_dir, name)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return path
+
+    def run(self, service, user, *functions, answers=(), env=None, timeout=60):
+        """Run ``pamtester service user functions...`` (default: authenticate)."""
+        environ = dict(os.environ)
+        environ.update({
+            "LD_PRELOAD": PAM_WRAPPER,
+            "PAM_WRAPPER": "1",
+            "PAM_WRAPPER_SERVICE_DIR": self.service_dir,
+        })
+        environ.update(env or {})
+        proc = subprocess.run(
+            ["pamtester", service, user] + list(functions or ("authenticate",)),
+            input="".join(a + "\n" for a in answers), capture_output=True, text=True,
+            env=environ, timeout=timeout)
+        return PamResult(proc, self.log_path)
+
+    def read_log(self):
+        try:
+            with open(self.log_path, encoding="utf-8") as fh:
+                return fh.read().splitlines()
+        except FileNotFoundError:
+            return []

@@ -1,0 +1,73 @@
+"""pytest fixtures of the plugin kit (registered through the ``pytest11`` entry point)."""
+
+import pytest
+
+from . import ScriptedConversation, make_context, run_login
+
+
+@pytest.fixture(name="run_login")
+def _run_login():
+    """``run_login(plugins, args, user=, answers=, authtok=, function=)`` -> LoginResult."""
+    return run_login
+
+
+@pytest.fixture(name="make_context")
+def _make_context():
+    """``make_context(user=, core={option: value}, answers=, authtok=)`` -> LoginContext."""
+    return make_context
+
+
+@pytest.fixture
+def scripted_conversation():
+    """``scripted_conversation(*answers)`` -> ScriptedConversation."""
+    return lambda *answers: ScriptedConversation(answers)
+
+
+@pytest.fixture
+def pam_harness(tmp_path):
+    """A :class:`~otpme_auth.testing.pam.PamHarness` in a fresh temp dir.
+
+    Skips when libpam-python, libpam-wrapper or pamtester are missing, unless
+    ``OTPME_AUTH_REQUIRE_PAM=1`` (set in CI), where it fails instead.
+    """
+    from .pam import PamHarness, missing_requirements
+    missing = missing_requirements()
+    if missing:
+        import os
+        message = "real-libpam tests need: %s" % ", ".join(missing)
+        if os.environ.get("OTPME_AUTH_REQUIRE_PAM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return PamHarness(tmp_path / "pam")
+
+
+@pytest.fixture
+def system_user(tmp_path):
+    """``system_user(password=None, home=None)`` -> name of a throw-away Unix user.
+
+    Needs root (useradd); the users are removed after the test.  Skips when
+    not root, unless ``OTPME_AUTH_REQUIRE_PAM=1`` (CI), where it fails.
+    """
+    import os
+    import subprocess
+    import uuid
+    if os.geteuid() != 0:
+        message = "creating a test user needs root"
+        if os.environ.get("OTPME_AUTH_REQUIRE_PAM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    created = []
+
+    def make(password=None, home=None):
+        name = "otpt%s" % uuid.uuid4().hex[:10]
+        home = home or str(tmp_path / "home" / name)
+        subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", name], check=True,
+                       capture_output=True)
+        created.append(name)
+        if password is not None:
+            subprocess.run(["chpasswd"], input="%s:%s\n" % (name, password), text=True,
+                           check=True, capture_output=True)
+        return name
+    yield make
+    for name in created:
+        subprocess.run(["userdel", name], check=False, capture_output=True)

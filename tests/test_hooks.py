@@ -1,0 +1,248 @@
+"""Every hook, exercised through the real host (datasette-style: one test per hook).
+
+``test_every_hook_has_a_test`` keeps it that way.
+"""
+
+import time
+
+from conftest import make_plugin
+
+from otpme_auth import (
+    PASSWORD, LoginRefused, allow, deny, flag, integer, unavailable,
+)
+from otpme_auth.hookspecs import HOOKS
+from otpme_auth.testing import run_login
+
+
+def recorder(name, log, verdict=None, **extra):
+    """A plugin that appends (name, hook) to ``log`` for every hook it implements."""
+    def rec(hook, result=None):
+        def impl(ctx):
+            log.append((name, hook))
+            return result
+        return impl
+    hooks = {h: rec(h) for h in ("otpme_auth_pre_auth", "otpme_auth_collect_credentials",
+                                 "otpme_auth_post_login", "otpme_auth_open_session")}
+    if verdict is not None:
+        hooks["otpme_auth_verify"] = rec("otpme_auth_verify", verdict)
+    hooks.update(extra)
+    return make_plugin(name, **hooks)
+
+
+def password_checker(expected="secret"):
+    return make_plugin(
+        "pw",
+        otpme_auth_collect_credentials=lambda ctx: ctx.ask_authtok(),
+        otpme_auth_verify=lambda ctx: allow("ok") if ctx.credentials[PASSWORD].matches(expected)
+        else deny("wrong password", user_message="Wrong password."))
+
+
+def test_every_hook_has_a_test():
+    tested = {name[len("test_hook_"):] for name in globals() if name.startswith("test_hook_")}
+    assert {h[len("otpme_auth_"):] for h in HOOKS} == tested
+
+
+def test_hook_declare_options():
+    seen = {}
+    plugin = make_plugin(
+        "p", options=[flag("p_on", enables=True), integer("p_count", 3)],
+        otpme_auth_verify=lambda ctx, options: seen.update(options.items()) or allow())
+    assert run_login({"p": plugin}, "p_on p_count=7").ok
+    assert seen == {"p_on": True, "p_count": 7}
+    assert not run_login({"p": plugin}, "p p_count=x").ok
+
+
+def test_hook_pre_auth():
+    calls = []
+    refuser = recorder("refuser", calls, otpme_auth_pre_auth=lambda ctx: deny("on the deny list"))
+    verifier = recorder("v", calls, verdict=allow())
+    result = run_login({"refuser": refuser, "v": verifier}, "refuser v", answers=["x"])
+    assert result.code == "AUTH_ERR"
+    assert result.prompts == [] and ("v", "otpme_auth_verify") not in calls
+    assert any("on the deny list" in line for line in result.log)
+    # None goes on
+    calls.clear()
+    assert run_login({"v": verifier}, "v").ok
+    assert calls[0] == ("v", "otpme_auth_pre_auth")
+    # an ALLOW from pre-auth is a plugin bug: fails closed
+    bad = make_plugin("bad", otpme_auth_pre_auth=lambda ctx: allow(),
+                      otpme_auth_verify=lambda ctx: allow())
+    result = run_login({"bad": bad}, "bad")
+    assert result.code == "SERVICE_ERR" and any("[bad]" in line for line in result.log)
+
+    def refuse(ctx):
+        raise LoginRefused("user is on DENY_LOGIN_USERS", "You may not log in here.")
+    seen = []
+    raiser = make_plugin("r", otpme_auth_pre_auth=refuse, otpme_auth_verify=lambda ctx: allow(),
+                         otpme_auth_login_failed=lambda decision: seen.append(decision))
+    assert run_login({"r": raiser}, "r").code == "AUTH_ERR"
+    assert seen[0].user_message == "You may not log in here." and seen[0].plugin == "r"
+
+
+def test_hook_collect_credentials():
+    order = []
+    first = make_plugin(
+        "first", otpme_auth_collect_credentials=lambda ctx: order.append("ask1") or ctx.ask_authtok(),
+        otpme_auth_verify=lambda ctx: order.append("verify1") or deny("wrong"))
+    second = make_plugin(
+        "second", otpme_auth_collect_credentials=lambda ctx: order.append("ask2")
+        or ctx.ask_secret("Code: ", key=CODE),
+        otpme_auth_verify=lambda ctx: order.append("verify2") or allow())
+    result = run_login({"first": first, "second": second}, "second first", answers=["a", "b"])
+    # all prompting before any verification, in line order, every factor asked
+    assert order == ["ask2", "ask1", "verify2", "verify1"]
+    assert result.prompts == ["Code: ", "Password: "]
+    assert result.code == "AUTH_ERR"
+
+
+from otpme_auth import Key  # noqa: E402
+
+CODE = Key("test-code")
+
+
+def test_hook_verify():
+    asked = []
+    a = make_plugin("a", otpme_auth_verify=lambda ctx: asked.append("a") or deny("no"))
+    b = make_plugin("b", otpme_auth_verify=lambda ctx: asked.append("b") or allow())
+    assert run_login({"a": a, "b": b}, "a b").code == "AUTH_ERR"
+    assert asked == ["a", "b"]  # no short-circuit: both asked, deny wins
+    assert run_login({"b": b}, "b").ok
+    for bad in (None, True, "ALLOW"):
+        p = make_plugin("p", otpme_auth_verify=(lambda value: lambda ctx: value)(bad))
+        result = run_login({"p": p}, "p")
+        assert result.code == "SERVICE_ERR", bad
+        assert any("[p]" in line and "Verdict or Decision" in line for line in result.log)
+    defaulted = make_plugin("d", otpme_auth_verify=lambda ctx, extra=1: allow())
+    result = run_login({"d": defaulted}, "d")
+    assert result.code == "SERVICE_ERR"
+    assert any("default-valued" in line for line in result.log)
+    u = make_plugin("u", otpme_auth_verify=lambda ctx: unavailable("server down"))
+    assert run_login({"u": u}, "u").code == "AUTHINFO_UNAVAIL"
+
+
+def test_hook_verify_fallback():
+    asked = []
+
+    def fb(ctx, unavailable):
+        asked.append(unavailable)
+        return allow("cache ok", covers=unavailable)
+    offline = make_plugin("offline", otpme_auth_verify_fallback=fb)
+    down = make_plugin("online", otpme_auth_verify=lambda ctx: unavailable("unreachable"))
+    refused = make_plugin("online", otpme_auth_verify=lambda ctx: deny("wrong code"))
+    up = make_plugin("online", otpme_auth_verify=lambda ctx: allow())
+
+    result = run_login({"online": down, "offline": offline}, "online offline")
+    assert result.ok and result.ctx.offline and asked == [("online",)]
+    assert result.ctx.verified_by == ("offline",)
+    asked.clear()
+    result = run_login({"online": refused, "offline": offline}, "online offline")
+    assert result.code == "AUTH_ERR" and asked == []   # never after a DENY
+    result = run_login({"online": up, "offline": offline}, "online offline")
+    assert result.ok and not result.ctx.offline and asked == []
+
+
+def test_hook_post_login():
+    ran = []
+    post = make_plugin("post", otpme_auth_post_login=lambda ctx: ran.append(ctx.verified_by))
+    good, bad = password_checker(), password_checker()
+    assert run_login({"pw": good, "post": post}, "pw post", answers=["secret"]).ok
+    assert ran == [("pw",)]
+    assert not run_login({"pw": bad, "post": post}, "pw post", answers=["nope"]).ok
+    assert ran == [("pw",)]  # not after a failure
+
+    def explode(ctx):
+        raise OSError("disk full")
+    boom = make_plugin("boom", otpme_auth_post_login=explode)
+    result = run_login({"pw": good, "boom": boom}, "pw boom", answers=["secret"])
+    assert result.code == "SERVICE_ERR"   # fail closed
+    assert any("[boom]" in line and "disk full" in line for line in result.log)
+
+
+def test_hook_login_failed():
+    seen = []
+    watcher = make_plugin("w", otpme_auth_login_failed=lambda ctx, decision: seen.append(decision))
+    result = run_login({"pw": password_checker(), "w": watcher}, "pw w", answers=["bad"])
+    assert result.code == "AUTH_ERR"
+    assert seen[0].plugin == "pw" and seen[0].user_message == "Wrong password."
+    seen.clear()
+    assert run_login({"pw": password_checker(), "w": watcher}, "pw w", answers=["secret"]).ok
+    assert seen == []
+
+    def explode(ctx, decision):
+        raise RuntimeError("cannot count failures")
+    broken = make_plugin("b", otpme_auth_login_failed=explode)
+    result = run_login({"pw": password_checker(), "b": broken}, "pw b", answers=["bad"])
+    assert result.code == "AUTH_ERR"  # unchanged, and logged
+    assert any("cannot count failures" in line for line in result.log)
+
+
+def test_hook_setcred():
+    actions = []
+    p = make_plugin("p", otpme_auth_setcred=lambda ctx, action: actions.append(action))
+    for action in ("establish", "delete", "refresh", "reinitialize"):
+        assert run_login({"p": p}, "p", function="setcred", action=action).ok
+    assert actions == ["establish", "delete", "refresh", "reinitialize"]
+
+    def explode(ctx, action):
+        raise RuntimeError("no ticket")
+    assert run_login({"p": make_plugin("p", otpme_auth_setcred=explode)}, "p",
+                     function="setcred").code == "CRED_ERR"
+
+
+def test_hook_check_account():
+    ok = make_plugin("ok", otpme_auth_check_account=lambda ctx: None)
+    no = make_plugin("no", otpme_auth_check_account=lambda ctx: deny("outside login hours"))
+    none = make_plugin("none", otpme_auth_open_session=lambda ctx: None)
+    assert run_login({"ok": ok}, "ok", function="acct_mgmt").code == "SUCCESS"
+    result = run_login({"ok": ok, "no": no}, "ok no", function="acct_mgmt")
+    assert result.code == "PERM_DENIED" and any("outside login hours" in x for x in result.log)
+    assert run_login({"none": none}, "none", function="acct_mgmt").code == "IGNORE"
+
+
+def test_hook_open_session():
+    order = []
+    a = make_plugin("a", otpme_auth_open_session=lambda ctx: order.append("a"))
+    b = make_plugin("b", otpme_auth_open_session=lambda ctx: order.append("b"))
+    assert run_login({"a": a, "b": b}, "b a", function="open_session").ok
+    assert order == ["b", "a"]
+
+    def explode(ctx):
+        raise PermissionError("cannot mount")
+    result = run_login({"x": make_plugin("x", otpme_auth_open_session=explode)}, "x",
+                       function="open_session")
+    assert result.code == "SESSION_ERR"
+
+
+def test_hook_close_session():
+    order = []
+
+    def explode(ctx):
+        order.append("b")
+        raise RuntimeError("umount busy")
+    a = make_plugin("a", otpme_auth_close_session=lambda ctx: order.append("a"))
+    b = make_plugin("b", otpme_auth_close_session=explode)
+    c = make_plugin("c", otpme_auth_close_session=lambda ctx: order.append("c"))
+    result = run_login({"a": a, "b": b, "c": c}, "a b c", function="close_session")
+    assert order == ["c", "b", "a"]  # reverse order, everyone called
+    assert result.code == "SESSION_ERR"
+
+
+def test_trace_names_each_hook_and_plugin_without_secrets():
+    result = run_login({"pw": password_checker()}, "pw trace debug", answers=["secret"])
+    traces = [line for line in result.log if "trace:" in line]
+    assert any("[pw]" in t and "otpme_auth_verify" in t and "ALLOW" in t for t in traces)
+    assert not any("secret" in line for line in result.log)
+
+
+def test_message_to_user_is_queued():
+    p = make_plugin("p", otpme_auth_verify=lambda ctx: ctx.tell_user("Your token expires soon.")
+                    or allow())
+    result = run_login({"p": p}, "p")
+    assert result.ctx.messages == ["Your token expires soon."]
+
+
+def test_calls_are_recorded_for_plugin_authors():
+    result = run_login({"pw": password_checker()}, "pw", answers=["secret"])
+    assert result.called("otpme_auth_verify", "pw")
+    assert not result.called("otpme_auth_verify_fallback")
+    assert time.monotonic() > 0
