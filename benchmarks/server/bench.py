@@ -1,0 +1,281 @@
+"""Logins per second and p50/p99 latency of the reference server.
+
+Runs the real server (``otpme-auth-server run``, N worker processes on one port)
+over mutual TLS with keep-alive, and an asyncio load generator with 1, 16, 64
+concurrent clients, for TOTP and password tokens, on SQLite and PostgreSQL.
+Every TOTP login uses a fresh valid code (20,000 users, codes precomputed), so
+every one of them writes its replay counter: this is the real login path.
+
+    .venv/bin/python benchmarks/server/bench.py                 # everything
+    .venv/bin/python benchmarks/server/bench.py --backends sqlite --types totp
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from otpme_auth.server import cli, config, otp, realm
+from otpme_auth.server.crypto import Passwords, SecretBox
+from otpme_auth.server.store import Store
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PASSWORD = "bench-password-1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Pg:
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="otpme-bench-pg-")
+        os.chmod(self.base, 0o755)
+        self.data = os.path.join(self.base, "data")
+        os.makedirs(self.data)
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "nobody")
+        os.chmod(self.data, 0o700)
+        self.port = free_port()
+
+    def _run(self, *cmd):
+        prefix = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + list(cmd), check=True, capture_output=True, cwd="/")
+
+    def start(self):
+        self._run(f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust")
+        # Durable settings (fsync on, synchronous_commit on): the numbers are honest.
+        self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.data, "log"),
+                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c max_connections=100",
+                  "start")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self):
+        try:
+            self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+def setup_realm(base, db, n_totp, n_pw, argon2):
+    d = os.path.join(base, "srv")
+    port = free_port()
+    cli.main(["init", "--dir", d, "--realm", "bench.example", "--listen", f"127.0.0.1:{port}", "--db", db])
+    with open(os.path.join(d, "server.json")) as f:
+        cfg = json.load(f)
+    cfg["argon2"] = argon2
+    cfg["log_level"] = "WARNING"
+    config.save(d, cfg)
+    cfg = config.load(d)
+    store = Store(cfg.db)
+    box = SecretBox.from_dir(d)
+    phc = Passwords(argon2).hash(PASSWORD)  # one hash for all: creation time is not measured
+    secrets = []
+    with store.session() as c:
+        with c.transaction():
+            jotp = realm.host_add(c, box, "bench-host")
+            h = c.get("host", "bench-host")
+            h["unlimited"] = True
+            c.update("host", "bench-host", h)
+            c.execute("UPDATE objects SET data = ? WHERE kind = 'accessgroup' AND name = 'LOGIN'",
+                      (json.dumps({"max_fail": 0, "max_fail_reset": 0, "policies": []}),))
+            for i in range(n_totp):
+                u = f"t{i}"
+                secret = os.urandom(20)
+                realm.user_add(c, u)
+                realm.token_add(c, box, None, f"{u}/totp", "totp", secret=secret)
+                secrets.append((u, secret))
+            for i in range(n_pw):
+                u = f"p{i}"
+                realm.user_add(c, u)
+                c.insert("token", f"{u}/pw", {"type": "password", "enabled": True, "auto_disable": 0,
+                                              "offline": False, "session_keep": False, "policies": [],
+                                              "hash": phc, "2f_token": None, "2f_enabled": False}, owner=u)
+    return d, port, jotp, secrets
+
+
+def do_join(d, port, jotp, workdir):
+    import http.client
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-host")]))
+           .sign(key, hashes.SHA256()))
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+    ctx.check_hostname = False
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+    c.request("POST", "/v1/join", json.dumps({"host": "bench-host", "jotp": jotp, "csr": csr.public_bytes(
+        serialization.Encoding.PEM).decode()}))
+    body = json.loads(c.getresponse().read())
+    cert, keyf = os.path.join(workdir, "host.pem"), os.path.join(workdir, "host.key")
+    with open(cert, "w") as f:
+        f.write(body["certificate"])
+    with open(keyf, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert, keyf)
+    return ctx
+
+
+def request(user, password) -> bytes:
+    body = json.dumps({"user": user, "password": password}).encode()
+    return (b"POST /v1/auth HTTP/1.1\r\nHost: s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+async def load(port, ctx, items, concurrency, duration, rate=None):
+    """Send ``items`` (prebuilt requests) from ``concurrency`` keep-alive connections.
+
+    Closed loop (each client sends its next login as soon as it has the answer) or,
+    with ``rate``, paced: login k is due at start + k/rate and its latency is counted
+    from that due time (no coordinated omission: a late server is charged for it).
+    """
+    lat, errors = [], []
+    idx = [0]
+    conns = [await asyncio.open_connection("127.0.0.1", port, ssl=ctx) for _ in range(concurrency)]
+    start = time.perf_counter()
+    stop_at = start + duration
+
+    async def worker(r, w):
+        try:
+            while time.perf_counter() < stop_at and idx[0] < len(items):
+                k = idx[0]
+                req = items[k]
+                idx[0] += 1
+                t0 = time.perf_counter()
+                if rate:
+                    due = start + k / rate
+                    if due > t0:
+                        await asyncio.sleep(due - t0)
+                    t0 = due
+                w.write(req)
+                head = await r.readuntil(b"\r\n\r\n")
+                n = int(head.split(b"Content-Length: ", 1)[1].split(b"\r\n", 1)[0])
+                body = await r.readexactly(n)
+                lat.append(time.perf_counter() - t0)
+                if not head.startswith(b"HTTP/1.1 200") or b'"status":"ok"' not in body:
+                    errors.append(body[:200])
+        finally:
+            w.close()
+
+    await asyncio.gather(*(worker(r, w) for r, w in conns))
+    elapsed = time.perf_counter() - start
+    return len(lat), elapsed, lat, errors
+
+
+def totp_items(secrets, start):
+    """Fresh codes: steps T and T+1 of each token (both valid across one step change)."""
+    step = otp.totp_step(time.time())
+    # All step-T codes first: a user's two logins never race each other.
+    return ([request(u, otp.hotp(s, step)) for u, s in secrets[start:]]
+            + [request(u, otp.hotp(s, step + 1)) for u, s in secrets[start:]])
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def run_backend(name, db, args, rows):
+    base = tempfile.mkdtemp(prefix="otpme-bench-")
+    srv = None
+    try:
+        argon2 = {"time_cost": args.argon2_t, "memory_cost": args.argon2_m, "parallelism": args.argon2_p}
+        d, port, jotp, secrets = setup_realm(base, db, args.users, 64, argon2)
+        srv = subprocess.Popen([sys.executable, "-m", "otpme_auth.server.cli", "run", "--dir", d,
+                                "--workers", str(args.workers), "--log-level", "WARNING"])
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.3 * args.workers)
+        ctx = do_join(d, port, jotp, base)
+        used = 0
+        runs = [(t, c, None) for t in args.types for c in args.levels]
+        if "totp" in args.types and args.paced:
+            runs.append(("totp", max(args.levels), args.paced))
+        for ttype, conc, rate in runs:
+            if ttype == "totp":
+                need = int(args.duration * (rate or 8000)) + conc
+                chunk = secrets[used:used + need // 2 + 1]
+                used += len(chunk)
+                if len(chunk) * 2 < need // 2:
+                    raise SystemExit("not enough benchmark users; raise --users")
+                items = totp_items(chunk, 0)
+                dur = args.duration
+            else:
+                items = [request(f"p{i % 64}", PASSWORD) for i in range(100000)]
+                dur = args.pw_duration
+            n, elapsed, lat, errors = asyncio.run(load(port, ctx, items, conc, dur, rate))
+            if errors:
+                print(f"  {len(errors)} failed logins, first: {errors[0]!r}", file=sys.stderr)
+            rows.append((name, ttype + (f" paced {rate}/s" if rate else ""), conc, n, n / elapsed, pct(lat, 50) * 1000, pct(lat, 99) * 1000,
+                         len(errors)))
+            r = rows[-1]
+            print(f"  {r[0]:<10} {r[1]:<8} {r[2]:>3} clients: {r[3]:>6} logins {r[4]:>7.0f}/s"
+                  f"  p50 {r[5]:6.1f} ms  p99 {r[6]:6.1f} ms  errors {r[7]}", file=sys.stderr)
+    finally:
+        if srv is not None:
+            srv.terminate()
+            srv.wait(10)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--types", default="totp,password")
+    ap.add_argument("--levels", default="1,16,64")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per TOTP run")
+    ap.add_argument("--pw-duration", type=float, default=3.0, help="seconds per password run")
+    ap.add_argument("--paced", type=int, default=2000,
+                    help="also run TOTP at this offered rate with the most clients (0: no)")
+    ap.add_argument("--workers", type=int, default=2, help="server processes (SO_REUSEPORT)")
+    ap.add_argument("--users", type=int, default=42000)
+    ap.add_argument("--argon2-t", type=int, default=3)
+    ap.add_argument("--argon2-m", type=int, default=65536)
+    ap.add_argument("--argon2-p", type=int, default=2)
+    args = ap.parse_args()
+    args.types = args.types.split(",")
+    args.levels = [int(x) for x in args.levels.split(",")]
+    rows = []
+    for b in args.backends.split(","):
+        if b == "sqlite":
+            run_backend("sqlite", "sqlite", args, rows)
+        elif b == "postgresql":
+            if not os.path.exists(f"{PG_BIN}/initdb"):
+                print("PostgreSQL binaries not found; skipping", file=sys.stderr)
+                continue
+            pg = Pg()
+            try:
+                run_backend("postgresql", pg.start(), args, rows)
+            finally:
+                pg.stop()
+    print(f"\nserver: {args.workers} worker processes; argon2id t={args.argon2_t} m={args.argon2_m}KiB "
+          f"p={args.argon2_p}; {os.cpu_count()} CPUs; load generator on the same machine\n")
+    print("| store | token | clients | logins | logins/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.0f} | {r[5]:.1f} | {r[6]:.1f} | {r[7]} |")
+
+
+if __name__ == "__main__":
+    main()
