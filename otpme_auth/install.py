@@ -61,11 +61,11 @@ def pam_sm_chauthtok(pamh, flags, argv):
 # pam.d includes: `@include otpme-auth` in a service file.
 SNIPPETS = {
     "otpme-auth": (
-        "# otpme-auth: authentication (online, with the offline cache)\n"
-        "auth  [success=1 default=ignore]  {pam_python} {script} try_first_pass cache_login_tokens\n"
+        "# otpme-auth: authentication (online, with the offline cache and greetings)\n"
+        "auth  [success=1 default=ignore]  {pam_python} {script} try_first_pass "
+        "cache_login_tokens online_greeting offline_greeting show_errors\n"
         "auth  requisite  pam_deny.so\n"
         "auth  required   pam_permit.so\n"
-        "auth  optional   {pam_python} {script} online_greeting offline_greeting\n"
     ),
     "otpme-account": (
         "# otpme-auth: account checks (login times, host restrictions)\n"
@@ -120,6 +120,18 @@ def render_snippets(script_path):
     out["pam-auth-update/otpme-auth"] = PAM_AUTH_UPDATE.format(
         pam_python=PAM_PYTHON, script=script_path)
     return out
+
+
+DEFAULT_DEST = "/usr/local/lib/security"
+
+
+def repository_files():
+    """What the repository's pam/ directory holds: this module's output for a system install."""
+    script = "%s/%s" % (DEFAULT_DEST, SCRIPT_NAME)
+    files = {SCRIPT_NAME: render_script([], "/var/cache/otpme-auth")}
+    for name, text in render_snippets(script).items():
+        files[name if "/" in name else "pam.d/" + name] = text
+    return files
 
 
 def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, out=sys.stdout):

@@ -1,0 +1,45 @@
+"""install-pam: the entry script pam_python loads, the snippets, the repository copies."""
+
+import os
+import subprocess
+
+from otpme_auth.cli import main
+from otpme_auth.install import SCRIPT_NAME, render_script, repository_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_repository_pam_files_are_the_generators_output():
+    for name, text in repository_files().items():
+        with open(os.path.join(ROOT, "pam", name)) as fh:
+            assert fh.read() == text, "pam/%s is stale: regenerate it" % name
+
+
+def test_install_pam_writes_script_and_snippets(tmp_path, capsys):
+    dest, pamd = tmp_path / "lib", tmp_path / "pam.d"
+    assert main(["install-pam", "--dest", str(dest), "--cache-dir", str(tmp_path / "c"),
+                 "--pamd", str(pamd)]) == 0
+    out = capsys.readouterr().out
+    script = dest / SCRIPT_NAME
+    assert str(script) in out and "pam_python.so" in out
+    assert oct(script.stat().st_mode & 0o777) == "0o644"
+    for name in ("otpme-auth", "otpme-account", "otpme-session", "pam-auth-update/otpme-auth"):
+        assert str(script) in (pamd / name).read_text()
+
+
+def test_entry_script_defines_every_pam_function(tmp_path):
+    text = render_script(["/x"], "/c")
+    for fn in ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session",
+               "chauthtok"):
+        assert "def pam_sm_%s(pamh, flags, argv):" % fn in text
+
+
+def test_script_imports_under_debians_python(tmp_path):
+    """pam_python embeds /usr/bin/python3: the baked site dirs must make us importable there."""
+    from otpme_auth.install import install, site_dirs
+    install(str(tmp_path), cache_dir=str(tmp_path / "c"), out=open(os.devnull, "w"))
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c",
+         "import runpy; ns = runpy.run_path(%r); print(callable(ns['pam_sm_authenticate']))"
+         % str(tmp_path / SCRIPT_NAME)], capture_output=True, text=True)
+    assert proc.stdout.strip() == "True", proc.stderr + repr(site_dirs())
