@@ -25,7 +25,7 @@ def _registry(args, log=None):
 
 def cmd_check_config(args, out):
     from .log import Log
-    from .options import CORE, resolve, split_line
+    from .options import CORE, CORE_OPTIONS, resolve, split_line
     text = " ".join(args.options)
     words = split_line(text)
     log = Log("check-config", to_syslog=False)
@@ -45,11 +45,14 @@ def cmd_check_config(args, out):
             "otpme_auth_verify" in installed[n].hooks for n in line.plugin_names):
         out.write("  warning: no verifier is enabled; authentication will fail closed\n")
     views = [(CORE, line.core)] + line.plugins
+    kinds = {(CORE, o.name): o.kind for o in CORE_OPTIONS}
+    for name in line.plugin_names:
+        kinds.update({(name, o.name): o.kind for o in registry.options_of(name)})
     out.write("\noptions:\n")
     for owner, view in views:
         for name, value in view.items():
             out.write("  %-10s %-28s = %-24s (%s)\n" % (
-                owner, name, _value(value), view.origin(name)))
+                owner, name, _value(value, kinds.get((owner, name))), view.origin(name)))
     sleeping = sorted(set(installed) - set(line.plugin_names))
     if sleeping:
         out.write("\ninstalled but not enabled by this line (they will not run): %s\n"
@@ -57,7 +60,9 @@ def cmd_check_config(args, out):
     return 0
 
 
-def _value(value):
+def _value(value, kind=None):
+    if kind == "mode" and isinstance(value, int):
+        return "0%03o" % value
     return repr(value)
 
 

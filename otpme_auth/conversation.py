@@ -8,7 +8,13 @@ from .errors import ConversationError
 
 
 class Conversation:
-    """Prompt, inform, or show an error.  Subclasses implement :meth:`_send`."""
+    """Prompt, inform, or show an error.  Subclasses implement :meth:`_send`.
+
+    ``silent`` is true when the application asked for no messages (PAM_SILENT):
+    ``info`` and ``error`` then show nothing, so there is nothing to wait for.
+    """
+
+    silent = False
 
     def prompt(self, text, echo=False):
         """Ask ``text``; return the answer (``echo`` shows what is typed)."""

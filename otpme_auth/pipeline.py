@@ -31,7 +31,7 @@ def authenticate(host, ctx):
     except OtpmeAuthError as exc:
         log.error("login of %s refused after verification: %s" % (ctx.user, exc),
                   getattr(exc, "plugin", None))
-        decision = deny("post-login failed: %s" % exc)
+        decision = deny("post-login failed: %s" % exc, getattr(exc, "user_message", None))
         decision.plugin = getattr(exc, "plugin", None)
         _notify_failed(host, ctx, decision)
         return exc.pam_code if isinstance(exc, PluginError) else "AUTH_ERR"

@@ -157,6 +157,15 @@ def test_hook_post_login():
     assert result.code == "SERVICE_ERR"   # fail closed
     assert any("[boom]" in line and "disk full" in line for line in result.log)
 
+    def refuse(ctx):
+        raise LoginRefused("home on a full disk", "Your home directory could not be created.")
+    seen = []
+    refuser = make_plugin("r", otpme_auth_post_login=refuse,
+                          otpme_auth_login_failed=lambda decision: seen.append(decision))
+    result = run_login({"pw": good, "r": refuser}, "pw r", answers=["secret"])
+    assert result.code == "AUTH_ERR"
+    assert seen[0].user_message == "Your home directory could not be created."
+
 
 def test_hook_login_failed():
     seen = []

@@ -133,3 +133,26 @@ def test_the_other_pam_functions(stack):
     result = pam.run("svc", user, "authenticate", "acct_mgmt", "open_session", "close_session",
                      answers=[PASSWORD])
     assert result.code == "SUCCESS", result.output
+
+
+def test_pam_silent_drops_messages_but_not_prompts(stack):
+    """pamtester cannot pass PAM_SILENT; the entry's conversation is checked directly."""
+    from otpme_auth.pam_entry import _Conversation
+
+    class Handle:
+        PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PAM_ERROR_MSG = 1, 2, 4, 3
+        exception = RuntimeError
+        sent = []
+
+        def Message(self, style, text):
+            return (style, text)
+
+        def conversation(self, message):
+            self.sent.append(message)
+            return type("R", (), {"resp": "answer"})()
+    handle = Handle()
+    conv = _Conversation(handle, silent=True)
+    assert conv.silent
+    conv.info("hello")
+    assert conv.prompt("Password: ") == "answer"
+    assert handle.sent == [(1, "Password: ")]
