@@ -412,10 +412,23 @@ def _owner_of(tok, declared, installed, enabled):
         how = "name it" + (" or give %s" % " or ".join(hint) if hint else "")
         raise ConfigError("%s is an option of plugin %s, which this line does not enable (%s)"
                           % (tok.name, " / ".join(sleeping), how))
+    hint = _suggest(tok.name, declared, installed)
     if tok.value is None and tok.name not in installed:
-        raise ConfigError("unknown option or plugin %r (not the core's, not an installed "
-                          "plugin's; see otpme-auth check-config)" % tok.name)
-    raise ConfigError("unknown option %r" % tok.name)
+        raise ConfigError("unknown option or plugin %r%s (not the core's, not an installed "
+                          "plugin's; see otpme-auth list-plugins)" % (tok.name, hint))
+    raise ConfigError("unknown option %r%s" % (tok.name, hint))
+
+
+def _suggest(name, declared, installed):
+    """' (did you mean X?)' for a likely typo, from every name the line could have meant."""
+    import difflib  # only on this error path
+    known = set(installed)
+    for specs in declared.values():
+        known.update(specs)
+    for info in installed.values():
+        known.update(info.options)
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return " (did you mean %s?)" % close[0] if close else ""
 
 
 def _parse_value(spec, tok):
