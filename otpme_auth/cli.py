@@ -155,12 +155,31 @@ def build_parser():
     p = sub.add_parser("refresh-plugins", help="rescan installed plugins and rewrite the cache")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     p.set_defaults(run=cmd_refresh_plugins)
+    parser.commands = sub  # plugins add theirs here (add_plugin_commands)
     return parser
 
 
-def main(argv=None, out=None):
+def add_plugin_commands(subparsers, registry=None, err=None):
+    """Let installed plugins add their subcommands (otpme_auth_add_cli_commands)."""
+    from .host import find_impls
+    registry = registry or _registry(None)
+    err = err or sys.stderr
+    for name, info in sorted(registry.installed().items()):
+        if info.error or "otpme_auth_add_cli_commands" not in info.hooks:
+            continue
+        try:
+            func, _ = find_impls(name, registry.load(name))["otpme_auth_add_cli_commands"]
+            func(subparsers=subparsers)
+        except Exception as exc:  # one broken plugin must not take the CLI down
+            err.write("otpme-auth: plugin %s could not add its commands: %s: %s\n"
+                      % (name, type(exc).__name__, exc))
+
+
+def main(argv=None, out=None, registry=None):
     out = out or sys.stdout
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_plugin_commands(parser.commands, registry)
+    args = parser.parse_args(argv)
     try:
         return args.run(args, out)
     except OtpmeAuthError as exc:

@@ -47,6 +47,23 @@ def otpme_auth_declare_options():
     """
 
 
+@hookspec
+def otpme_auth_add_cli_commands(subparsers):
+    """Add subcommands to the ``otpme-auth`` command line.
+
+    Called by ``otpme-auth`` (never during a login) for every installed plugin
+    that is not broken, whether or not a PAM line enables it: an administrator
+    enrolls a token before any line names the plugin.
+
+    :param subparsers: the ``argparse`` subparsers action of ``otpme-auth``.
+        Add a parser with ``subparsers.add_parser(name, help=...)`` and set
+        ``run`` with ``parser.set_defaults(run=function)``; ``function(args,
+        out)`` returns the exit code (0 success, 2 a user mistake) and may
+        raise :class:`~otpme_auth.errors.OtpmeAuthError` for a one-line error.
+    :returns: ignored.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Authentication (pam_sm_authenticate), phase 1: before any prompt
 # ---------------------------------------------------------------------------

@@ -255,3 +255,25 @@ def test_calls_are_recorded_for_plugin_authors():
     assert result.called("otpme_auth_verify", "pw")
     assert not result.called("otpme_auth_verify_fallback")
     assert time.monotonic() > 0
+
+
+def test_hook_add_cli_commands(capsys):
+    from otpme_auth.cli import main
+    from otpme_auth.registry import StaticRegistry
+
+    def add(subparsers):
+        p = subparsers.add_parser("hello", help="say hello")
+        p.add_argument("who")
+        p.set_defaults(run=lambda args, out: out.write("hello %s\n" % args.who) and 0)
+
+    def broken(subparsers):
+        raise RuntimeError("cannot")
+    registry = StaticRegistry({
+        "hi": make_plugin("hi", otpme_auth_add_cli_commands=add),
+        "bad": make_plugin("bad", otpme_auth_add_cli_commands=broken),
+    })
+    import io
+    out = io.StringIO()
+    assert main(["hello", "world"], out=out, registry=registry) == 0
+    assert out.getvalue() == "hello world\n"
+    assert "plugin bad could not add its commands: RuntimeError: cannot" in capsys.readouterr().err
