@@ -17,6 +17,8 @@ from .registry import DEFAULT_CACHE_DIR
 
 
 def _registry(args, log=None):
+    if getattr(args, "registry", None) is not None:
+        return args.registry  # given by tests
     from .registry import Registry
     # check-config and list-plugins always look afresh: they are how an admin
     # sees the truth after installing something.
@@ -162,7 +164,9 @@ def build_parser():
 def add_plugin_commands(subparsers, registry=None, err=None):
     """Let installed plugins add their subcommands (otpme_auth_add_cli_commands)."""
     from .host import find_impls
-    registry = registry or _registry(None)
+    if registry is None:
+        from .registry import Registry
+        registry = Registry(cache_dir=None)
     err = err or sys.stderr
     for name, info in sorted(registry.installed().items()):
         if info.error or "otpme_auth_add_cli_commands" not in info.hooks:
@@ -180,6 +184,7 @@ def main(argv=None, out=None, registry=None):
     parser = build_parser()
     add_plugin_commands(parser.commands, registry)
     args = parser.parse_args(argv)
+    args.registry = registry
     try:
         return args.run(args, out)
     except OtpmeAuthError as exc:

@@ -25,6 +25,7 @@ class PluginError(OtpmeAuthError):
     def __init__(self, plugin, message):
         super().__init__("plugin %s: %s" % (plugin, message))
         self.plugin = plugin
+        self.detail = message  # without the plugin's name, for lines that name it already
 
 
 class ConversationError(OtpmeAuthError):

@@ -41,8 +41,6 @@ class Log:
         if level == "debug" and not self.debug_enabled:
             return
         message = str(message)
-        if plugin and message.startswith("plugin %s: " % plugin):
-            message = message[len(plugin) + 9:]  # the [plugin] prefix says it already
         for secret in self._secrets:
             message = message.replace(secret, "<redacted>")
         line = "(%s) %s%s" % (clean(self.service, 64), "[%s] " % plugin if plugin else "",

@@ -65,7 +65,7 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
         else:
             raise ValueError("unknown PAM function %r" % function)
     except OtpmeAuthError as exc:
-        log.error(str(exc), getattr(exc, "plugin", None))
+        log.error(getattr(exc, "detail", exc), getattr(exc, "plugin", None))
         code = exc.pam_code
     except Exception as exc:  # a bug of ours: fail closed, no traceback to libpam
         log.error("internal error in %s: %s: %s" % (function, type(exc).__name__, exc))

@@ -82,8 +82,8 @@ def _failed(host, ctx, verdict, decisions, code=None, error=None):
             ctx.user, verdict.name, " by %s" % decision.plugin if decision.plugin else "",
             ": %s" % decision.reason if decision.reason else ""))
     else:
-        ctx.log.error("authentication of %s failed closed: %s" % (ctx.user, error),
-                      getattr(error, "plugin", None))
+        ctx.log.error("authentication of %s failed closed: %s" % (
+            ctx.user, getattr(error, "detail", error)), getattr(error, "plugin", None))
     _notify_failed(host, ctx, decision)
     return code or pam_code_for(verdict, decisions)
 

@@ -41,9 +41,22 @@ def test_typo_gets_a_suggestion(capsys):
     assert "did you mean passfile_path?" in capsys.readouterr().err
 
 
-def test_check_config_warns_when_no_verifier():
+def test_check_config_shows_the_default_verifier():
     code, out = run("check-config", "create_home")
-    assert code == 0 and "no verifier is enabled" in out
+    assert code == 0 and "online                 enabled by (default verifier)" in out
+
+
+def test_check_config_warns_when_no_verifier():
+    from conftest import make_plugin
+
+    from otpme_auth import flag
+    from otpme_auth.registry import StaticRegistry
+    home = make_plugin("home", options=[flag("create_home", enables=True)],
+                       otpme_auth_post_login=lambda ctx: None)
+    out = io.StringIO()
+    assert main(["check-config", "create_home"], out=out,
+                registry=StaticRegistry({"home": home})) == 0
+    assert "no verifier is enabled; authentication will fail closed" in out.getvalue()
 
 
 def test_list_plugins():
