@@ -47,7 +47,7 @@ def test_check_config_shows_the_default_verifier():
 
 
 def test_check_config_warns_when_no_verifier():
-    from conftest import make_plugin
+    from otpme_auth.testing import make_plugin
 
     from otpme_auth import flag
     from otpme_auth.registry import StaticRegistry

@@ -3,7 +3,7 @@
 import pickle
 
 import pytest
-from conftest import make_plugin
+from otpme_auth.testing import make_plugin
 
 from otpme_auth import ONE_TIME_CODE, PASSWORD, Secret, allow, deny
 from otpme_auth.testing import run_login

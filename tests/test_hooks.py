@@ -5,7 +5,7 @@
 
 import time
 
-from conftest import make_plugin
+from otpme_auth.testing import make_plugin
 
 from otpme_auth import (
     PASSWORD, LoginRefused, allow, deny, flag, integer, unavailable,

@@ -5,7 +5,7 @@ import types
 
 import pluggy
 import pytest
-from conftest import make_plugin
+from otpme_auth.testing import make_plugin
 
 from otpme_auth import allow, hookimpl
 from otpme_auth.errors import PluginError

@@ -12,6 +12,9 @@ plugin's tests get these fixtures with no conftest:
     a :class:`~otpme_auth.context.LoginContext` for calling one hook directly.
 ``scripted_conversation``
     ``scripted_conversation("answer", ...)``.
+``make_plugin``
+    ``make_plugin("name", options=[...], otpme_auth_verify=lambda ctx: allow())``
+    builds a small plugin from functions, for tests that need a neighbour.
 ``pam_harness``
     a :class:`~otpme_auth.testing.pam.PamHarness`: write PAM service files in a
     temp dir and run them with pamtester under pam_wrapper and pam_python.
@@ -23,6 +26,24 @@ from ..log import Log
 from ..login import run
 from ..options import CORE, CORE_OPTIONS, OptionsView, resolve
 from ..registry import StaticRegistry, declared_options
+
+
+def make_plugin(name="plugin", options=(), **hooks):
+    """A plugin module built from functions, each marked as a hook implementation.
+
+    ``make_plugin("p", options=[flag("p_on", enables=True)],
+    otpme_auth_verify=lambda ctx: allow())``.  Functions take hook arguments by
+    name, without default values.
+    """
+    import types
+
+    from ..markers import hookimpl
+    module = types.ModuleType(name)
+    if options:
+        module.otpme_auth_declare_options = hookimpl(lambda: list(options))
+    for hook, func in hooks.items():
+        setattr(module, hook, hookimpl(func))
+    return module
 
 
 class LoginResult:
@@ -92,4 +113,5 @@ def options_for(plugin, args=(), name="plugin"):
     return dict(line.plugins)[name]
 
 
-__all__ = ["run_login", "make_context", "options_for", "LoginResult", "ScriptedConversation"]
+__all__ = ["run_login", "make_context", "make_plugin", "options_for", "LoginResult",
+           "ScriptedConversation"]

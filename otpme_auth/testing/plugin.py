@@ -2,7 +2,7 @@
 
 import pytest
 
-from . import ScriptedConversation, make_context, run_login
+from . import ScriptedConversation, make_context, make_plugin, run_login
 
 
 @pytest.fixture(name="run_login")
@@ -15,6 +15,12 @@ def _run_login():
 def _make_context():
     """``make_context(user=, core={option: value}, answers=, authtok=)`` -> LoginContext."""
     return make_context
+
+
+@pytest.fixture(name="make_plugin")
+def _make_plugin():
+    """``make_plugin(name, options=[...], otpme_auth_<hook>=function, ...)`` -> plugin module."""
+    return make_plugin
 
 
 @pytest.fixture
@@ -71,3 +77,25 @@ def system_user(tmp_path):
     yield make
     for name in created:
         subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+@pytest.fixture
+def realm(tmp_path):
+    """A :class:`~otpme_auth.testing.realm.Realm` (not started) in a temp dir; stopped after.
+
+    Needs the server (``pip install otpme-auth[server]``); skips without it
+    unless ``OTPME_AUTH_REQUIRE_PAM=1``.
+    """
+    import os
+    import shutil
+    import sys
+    from .realm import Realm
+    if not os.path.exists(os.path.join(os.path.dirname(sys.executable), "otpme-auth-server")) \
+            and not shutil.which("otpme-auth-server"):
+        message = "the realm fixture needs otpme-auth-server (otpme-auth[server])"
+        if os.environ.get("OTPME_AUTH_REQUIRE_PAM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    r = Realm(tmp_path / "realm")
+    yield r
+    r.stop()
