@@ -56,6 +56,10 @@ class LoginRefused(OtpmeAuthError):
 
 
 class StateFileError(OtpmeAuthError):
-    """A state file is unsafe (wrong owner, mode, a symlink), corrupt or unwritable."""
+    """A state file is unsafe (wrong owner, mode, a symlink), corrupt or unwritable.
+
+    ``errno`` is the operating system's error number when one caused it, else None.
+    """
 
     pam_code = "AUTH_ERR"
+    errno = None

@@ -36,7 +36,7 @@ def authenticate(host, ctx):
         _notify_failed(host, ctx, decision)
         return exc.pam_code if isinstance(exc, PluginError) else "AUTH_ERR"
     log.info("authenticated %s%s (by %s)" % (
-        ctx.user, " offline" if ctx.offline else "", ", ".join(ctx.verified_by)))
+        _who(ctx), " offline" if ctx.offline else "", ", ".join(ctx.verified_by)))
     return "SUCCESS"
 
 
@@ -67,7 +67,7 @@ def _decide(host, ctx):
         ctx.decisions = primary + [d for d in decisions if d not in primary]
         ctx.offline = bool(fallback_used) and verdict is Verdict.ALLOW
         if (verdict is Verdict.DENY and attempt == 1 and ctx.core.try_first_pass
-                and ctx.used_stacked_credentials()):
+                and ctx.used_stacked_credentials() and not any(d.final for d in decisions)):
             ctx.log.info("try_first_pass: the password from the stack was not accepted; asking")
             ctx.forget_stacked_credentials()
             continue
@@ -79,13 +79,18 @@ def _failed(host, ctx, verdict, decisions, code=None, error=None):
     decision = decisions[0] if decisions else deny("no verifier decided")
     if error is None:
         ctx.log.info("authentication of %s failed: %s%s%s" % (
-            ctx.user, verdict.name, " by %s" % decision.plugin if decision.plugin else "",
+            _who(ctx), verdict.name, " by %s" % decision.plugin if decision.plugin else "",
             ": %s" % decision.reason if decision.reason else ""))
     else:
         ctx.log.error("authentication of %s failed closed: %s" % (
-            ctx.user, getattr(error, "detail", error)), getattr(error, "plugin", None))
+            _who(ctx), getattr(error, "detail", error)), getattr(error, "plugin", None))
     _notify_failed(host, ctx, decision)
     return code or pam_code_for(verdict, decisions)
+
+
+def _who(ctx):
+    """The user, and where from when the application said (PAM_RHOST), for the log."""
+    return "%s from %s" % (ctx.user, ctx.rhost) if ctx.rhost else ctx.user
 
 
 def _notify_failed(host, ctx, decision):

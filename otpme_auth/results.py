@@ -67,11 +67,15 @@ class Decision:
     :param pam_code: a more specific PAM code for a DENY (USER_UNKNOWN,
         MAXTRIES, PERM_DENIED, AUTH_ERR) or an ABSTAIN (IGNORE, SUCCESS is
         never accepted here).
+    :param final: for a DENY: asking the user again cannot help (a spent
+        one-time code, a locked account), so ``try_first_pass`` must not
+        retry with a prompt.
     """
 
-    __slots__ = ("verdict", "reason", "user_message", "covers", "plugin", "pam_code")
+    __slots__ = ("verdict", "reason", "user_message", "covers", "plugin", "pam_code", "final")
 
-    def __init__(self, verdict, reason="", user_message=None, covers=(), pam_code=None):
+    def __init__(self, verdict, reason="", user_message=None, covers=(), pam_code=None,
+                 final=False):
         if verdict not in VERDICTS:
             raise TypeError("Decision needs a Verdict, got %r" % (verdict,))
         if pam_code is not None and pam_code not in _REFINEMENTS.get(verdict.name, ()):
@@ -82,6 +86,7 @@ class Decision:
         self.covers = tuple(covers)
         self.plugin = None  # set by the host: who answered
         self.pam_code = pam_code
+        self.final = final
 
     def __repr__(self):
         who = " by %s" % self.plugin if self.plugin else ""
@@ -101,9 +106,12 @@ def allow(reason="", covers=()):
     return Decision(Verdict.ALLOW, reason, covers=covers)
 
 
-def deny(reason="", user_message=None, pam_code=None):
-    """A DENY: the credential was recognised and is wrong, or policy refuses."""
-    return Decision(Verdict.DENY, reason, user_message, pam_code=pam_code)
+def deny(reason="", user_message=None, pam_code=None, final=False):
+    """A DENY: the credential was recognised and is wrong, or policy refuses.
+
+    ``final=True``: prompting again cannot help; try_first_pass does not retry.
+    """
+    return Decision(Verdict.DENY, reason, user_message, pam_code=pam_code, final=final)
 
 
 def unavailable(reason="", user_message=None):

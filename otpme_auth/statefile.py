@@ -57,6 +57,12 @@ def open_dir(path):
 
 
 def _error(path, exc, doing):
+    err = _message(path, exc, doing)
+    err.errno = exc.errno
+    return err
+
+
+def _message(path, exc, doing):
     reason = {
         errno.ELOOP: "it is a symlink, which is never followed",
         errno.ENOTDIR: "a component is not a directory (or is a symlink)",
@@ -70,11 +76,16 @@ def _error(path, exc, doing):
 
 
 def check_stat(path, st, owner=None, allowed_mode=0o600):
-    """Refuse anything but a regular file of ``owner`` with no bits beyond ``allowed_mode``."""
+    """Refuse anything but a regular file of ``owner`` with no bits beyond ``allowed_mode``.
+
+    ``owner`` is a uid, a collection of allowed uids, or None (any owner).
+    """
     if not stat.S_ISREG(st.st_mode):
         raise StateFileError("%s is not a regular file" % path)
-    if owner is not None and st.st_uid != owner:
-        raise StateFileError("%s must be owned by uid %d, not %d" % (path, owner, st.st_uid))
+    owners = (owner,) if isinstance(owner, int) else owner
+    if owners is not None and st.st_uid not in owners:
+        raise StateFileError("%s must be owned by uid %s, not %d" % (
+            path, " or ".join(str(o) for o in sorted(owners)), st.st_uid))
     extra = stat.S_IMODE(st.st_mode) & ~allowed_mode
     if extra:
         raise StateFileError("%s has mode %04o; it must not have %04o (allowed: %04o)"
@@ -100,8 +111,8 @@ def read(path, owner=None, allowed_mode=0o600):
         os.close(dir_fd)
 
 
-def _open_file(path, dir_fd, write=False):
-    flags = (os.O_RDWR if write else os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY \
+def _open_file(path, dir_fd):
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY \
         | os.O_NONBLOCK  # a FIFO planted in place of the file must not hang the login
     try:
         return os.open(os.path.basename(path), flags, dir_fd=dir_fd)
@@ -162,7 +173,7 @@ class StateFile:
         import time
         deadline = time.monotonic() + self.timeout
         while True:
-            fd = _open_file(self.path, self._dir_fd, write=True)
+            fd = _open_file(self.path, self._dir_fd)
             if fd is None:
                 # No file yet: lock the directory so two creators serialise.
                 lock_fd = os.dup(self._dir_fd)
@@ -256,6 +267,56 @@ class StateFile:
             except OSError:
                 pass
         self._fd = self._lock_fd = self._dir_fd = None
+
+
+def remove(path, owner=None, allowed_mode=0o600):
+    """Delete a state file under its lock (checked like any other access); False if absent."""
+    with StateFile.lock(path, owner=owner, allowed_mode=allowed_mode) as state:
+        if state.data is None:
+            return False
+        try:
+            os.unlink(state.name, dir_fd=state._dir_fd)
+        except OSError as exc:
+            raise _error(path, exc, "remove") from None
+        os.fsync(state._dir_fd)
+        return True
+
+
+def ensure_dir(path, mode=0o700, owner=0, group=0):
+    """Make sure directory ``path`` exists with ``mode`` and ``owner``, never via a symlink.
+
+    Creates it (and nothing above it) if missing; refuses an existing one of
+    another owner or with bits beyond ``mode``.
+    """
+    parent_fd = open_dir(os.path.dirname(path.rstrip("/")) or "/")
+    name = os.path.basename(path.rstrip("/"))
+    try:
+        try:
+            os.mkdir(name, mode, dir_fd=parent_fd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            try:
+                if (owner, group) != (os.geteuid(), os.getegid()):
+                    os.fchown(fd, owner, group)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _error(path, exc, "create the directory") from None
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except OSError as exc:
+            raise _error(path, exc, "check the directory") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateFileError("%s is not a directory (a symlink is never followed)" % path)
+        if st.st_uid != owner:
+            raise StateFileError("%s must be owned by uid %d, not %d" % (path, owner, st.st_uid))
+        if stat.S_IMODE(st.st_mode) & ~mode:
+            raise StateFileError("%s has mode %04o; it must not have more than %04o"
+                                 % (path, stat.S_IMODE(st.st_mode), mode))
+    finally:
+        os.close(parent_fd)
 
 
 def _same_inode(a, b):

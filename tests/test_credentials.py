@@ -3,10 +3,8 @@
 import pickle
 
 import pytest
-from otpme_auth.testing import make_plugin
-
 from otpme_auth import ONE_TIME_CODE, PASSWORD, Secret, allow, deny
-from otpme_auth.testing import run_login
+from otpme_auth.testing import make_plugin, run_login
 
 
 def checker(expected="secret", prompt="Password: ", calls=None):
@@ -174,3 +172,20 @@ def test_a_careless_plugin_exception_is_scrubbed():
     assert result.code == "SERVICE_ERR"
     text = "\n".join(result.log)
     assert "p4ssw0rd!" not in text and "<redacted>" in text and "[careless]" in text
+
+
+def test_a_final_deny_is_not_retried_with_a_prompt():
+    def verify(ctx):
+        return deny("code already used", final=True)
+    plugin = make_plugin("otp", otpme_auth_collect_credentials=lambda ctx: ctx.ask_authtok(),
+                         otpme_auth_verify=verify)
+    result = run_login({"otp": plugin}, "otp try_first_pass", authtok="123456", answers=["x"])
+    assert result.code == "AUTH_ERR" and result.prompts == []
+
+
+def test_rhost_reaches_plugins():
+    seen = []
+    plugin = make_plugin("p", otpme_auth_verify=lambda ctx: seen.append(ctx.rhost) or allow())
+    result = run_login({"p": plugin}, "p", rhost="198.51.100.7")
+    assert result.ok and seen == ["198.51.100.7"]
+    assert any("authenticated alice from 198.51.100.7" in line for line in result.log)

@@ -156,3 +156,14 @@ def test_pam_silent_drops_messages_but_not_prompts(stack):
     conv.info("hello")
     assert conv.prompt("Password: ") == "answer"
     assert handle.sent == [(1, "Password: ")]
+
+
+def test_pam_items_reach_the_module(stack, tmp_path):
+    """PAM_RHOST set by the application is what plugins see as ctx.rhost."""
+    pam, user, opts = stack
+    pam.service("svc", pam.line(opts))
+    assert pam.run("svc", user, answers=[PASSWORD], items={"rhost": "198.51.100.7"}).ok
+    assert pam.run("svc", user, answers=["wrong"], items={"rhost": "198.51.100.7"}).code == "AUTH_ERR"
+    log = pam.read_log()
+    assert any("authenticated %s from 198.51.100.7" % user in line for line in log)
+    assert any("authentication of %s from 198.51.100.7 failed" % user in line for line in log)

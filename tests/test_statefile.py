@@ -195,3 +195,55 @@ def test_read_only_filesystem_changes_nothing(tiny_fs):
         with StateFile.lock(path) as state:
             state.replace(b"new")
     assert read(path) == b"old contents"
+
+
+def test_errors_carry_the_errno(d):
+    import errno
+    os.symlink("/etc/passwd", str(d / "state"))
+    with pytest.raises(StateFileError) as info:
+        read(str(d / "state"))
+    assert info.value.errno == errno.ELOOP
+    with pytest.raises(StateFileError) as info:
+        read(str(d / "nodir" / "state"))
+    assert info.value.errno == errno.ENOENT
+
+
+def test_a_set_of_allowed_owners(d):
+    path = str(d / "state")
+    open(path, "w").close()
+    os.chmod(path, 0o600)
+    assert read(path, owner={4242, os.geteuid()}) == b""
+    with pytest.raises(StateFileError, match="4242 or 4343"):
+        read(path, owner={4242, 4343})
+
+
+def test_read_only_file_can_be_locked_and_read(d):
+    path = str(d / "state")
+    with StateFile.lock(path) as state:
+        state.replace(b"x")
+    os.chmod(path, 0o400)
+    with StateFile.lock(path, allowed_mode=0o600) as state:
+        assert state.data == b"x"
+
+
+def test_remove(d):
+    from otpme_auth.statefile import remove
+    path = str(d / "state")
+    with StateFile.lock(path) as state:
+        state.replace(b"x")
+    assert remove(path) is True and not os.path.exists(path)
+    assert remove(path) is False
+
+
+def test_ensure_dir(d):
+    from otpme_auth.statefile import ensure_dir
+    target = str(d / "cache")
+    ensure_dir(target, 0o700, owner=os.geteuid(), group=os.getegid())
+    assert oct(os.stat(target).st_mode & 0o777) == "0o700"
+    ensure_dir(target, 0o700, owner=os.geteuid(), group=os.getegid())  # idempotent
+    os.chmod(target, 0o755)
+    with pytest.raises(StateFileError, match="mode 0755"):
+        ensure_dir(target, 0o700, owner=os.geteuid(), group=os.getegid())
+    os.symlink(target, str(d / "link"))
+    with pytest.raises(StateFileError, match="not a directory"):
+        ensure_dir(str(d / "link"), 0o755, owner=os.geteuid(), group=os.getegid())

@@ -73,19 +73,20 @@ class LoginResult:
 
 
 def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",
-              service="otpme-test", action="establish", debug=True):
+              service="otpme-test", action="establish", debug=True, rhost=None, tty=None):
     """Run one PAM ``function`` through the host with only ``plugins`` installed.
 
     :param plugins: ``{name: module_or_object}`` as entry points would give them.
     :param args: the PAM line's options (a string is split like libpam does).
     :param answers: what the user types, in order.
     :param authtok: PAM_AUTHTOK left by a previous module in the stack.
+    :param rhost: PAM_RHOST (the remote host), ``tty``: PAM_TTY.
     """
     from ..options import split_line
     if isinstance(args, str):
         args = split_line(args)
     conversation = ScriptedConversation(answers)
-    pam = PamItems(authtok=authtok)
+    pam = PamItems(authtok=authtok, rhost=rhost, tty=tty)
     log = Log(service, debug=debug, to_syslog=False)
     outcome = run(function, list(args), user, service, conversation, pam,
                   registry=StaticRegistry(plugins), log=log, action=action)
@@ -93,14 +94,14 @@ def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function
 
 
 def make_context(user="alice", service="otpme-test", core=None, answers=(), authtok=None,
-                 function="authenticate"):
+                 function="authenticate", rhost=None, tty=None):
     """A context for calling a single hook; ``core`` overrides core options by name."""
     values = {o.name: o.default for o in CORE_OPTIONS}
     values.update(core or {})
     view = OptionsView(CORE, values, {n: "test" for n in values})
     return LoginContext(user, service, view, ScriptedConversation(answers),
-                        Log(service, debug=True, to_syslog=False), PamItems(authtok=authtok),
-                        function)
+                        Log(service, debug=True, to_syslog=False),
+                        PamItems(authtok=authtok, rhost=rhost, tty=tty), function)
 
 
 def options_for(plugin, args=(), name="plugin"):

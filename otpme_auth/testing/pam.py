@@ -119,8 +119,11 @@ class PamHarness:
             fh.write("\n".join(lines) + "\n")
         return path
 
-    def run(self, service, user, *functions, answers=(), env=None, timeout=60):
-        """Run ``pamtester service user functions...`` (default: authenticate)."""
+    def run(self, service, user, *functions, answers=(), env=None, timeout=60, items=None):
+        """Run ``pamtester service user functions...`` (default: authenticate).
+
+        ``items``: PAM items to set first, e.g. ``{"rhost": "10.0.0.1", "tty": "pts/1"}``.
+        """
         environ = dict(os.environ)
         environ.update({
             "LD_PRELOAD": PAM_WRAPPER,
@@ -128,8 +131,11 @@ class PamHarness:
             "PAM_WRAPPER_SERVICE_DIR": self.service_dir,
         })
         environ.update(env or {})
+        item_args = []
+        for name, value in (items or {}).items():
+            item_args += ["-I", "%s=%s" % (name, value)]
         proc = subprocess.run(
-            ["pamtester", service, user] + list(functions or ("authenticate",)),
+            ["pamtester"] + item_args + [service, user] + list(functions or ("authenticate",)),
             input="".join(a + "\n" for a in answers), capture_output=True, text=True,
             env=environ, timeout=timeout)
         return PamResult(proc, self.log_path)
