@@ -3,25 +3,38 @@
 What a plugin author needs is importable from here::
 
     from otpme_auth import hookimpl, flag, allow, deny, unavailable, abstain
+
+The names are loaded on first use (PEP 562), so ``import otpme_auth.otp`` (the
+server does) does not pull in the login path's modules.
 """
 
 __version__ = "0.1.0"
 
-from .context import ONE_TIME_CODE, PASSWORD, Key, LoginContext, Secret  # noqa: E402
-from .errors import (  # noqa: E402
-    ConfigError, ConversationError, CredentialUnavailable, LoginRefused, OtpmeAuthError,
-    PluginError, StateFileError,
-)
-from .markers import hookimpl  # noqa: E402
-from .options import (  # noqa: E402
-    Option, OptionsView, choice, flag, integer, octal_mode, path, seconds, text,
-)
-from .results import Decision, Verdict, abstain, allow, deny, unavailable  # noqa: E402
+_EXPORTS = {
+    "hookimpl": "markers",
+    "Verdict": "results", "Decision": "results", "allow": "results", "deny": "results",
+    "unavailable": "results", "abstain": "results",
+    "Option": "options", "OptionsView": "options", "flag": "options", "text": "options",
+    "integer": "options", "seconds": "options", "choice": "options", "octal_mode": "options",
+    "path": "options",
+    "Key": "context", "Secret": "context", "LoginContext": "context", "PASSWORD": "context",
+    "ONE_TIME_CODE": "context",
+    "OtpmeAuthError": "errors", "ConfigError": "errors", "PluginError": "errors",
+    "ConversationError": "errors", "CredentialUnavailable": "errors", "LoginRefused": "errors",
+    "StateFileError": "errors",
+}
 
-__all__ = [
-    "hookimpl", "Verdict", "Decision", "allow", "deny", "unavailable", "abstain",
-    "Option", "OptionsView", "flag", "text", "integer", "seconds", "choice", "octal_mode", "path",
-    "Key", "Secret", "LoginContext", "PASSWORD", "ONE_TIME_CODE",
-    "OtpmeAuthError", "ConfigError", "PluginError", "ConversationError",
-    "CredentialUnavailable", "LoginRefused", "StateFileError",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError("module 'otpme_auth' has no attribute %r" % name)
+    value = getattr(__import__("%s.%s" % (__name__, module), fromlist=["_"]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
