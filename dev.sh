@@ -49,7 +49,7 @@ case "${1:-}" in
     demo) setup; shift; exec "$PY" "$ROOT/demo/demo.py" "$@" ;;
     test)
         setup; shift
-        export OTPME_AUTH_REQUIRE_PAM=1   # real-libpam tests fail rather than skip
+        export OTPME_AUTH_REQUIRE_REAL=1   # tests of real components (libpam, PostgreSQL...) fail rather than skip
         exec "$PY" -m pytest "$@" ;;
     *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

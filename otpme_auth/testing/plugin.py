@@ -34,14 +34,14 @@ def pam_harness(tmp_path):
     """A :class:`~otpme_auth.testing.pam.PamHarness` in a fresh temp dir.
 
     Skips when libpam-python, libpam-wrapper or pamtester are missing, unless
-    ``OTPME_AUTH_REQUIRE_PAM=1`` (set in CI), where it fails instead.
+    ``OTPME_AUTH_REQUIRE_REAL=1`` (set in CI), where it fails instead.
     """
     from .pam import PamHarness, missing_requirements
     missing = missing_requirements()
     if missing:
         import os
         message = "real-libpam tests need: %s" % ", ".join(missing)
-        if os.environ.get("OTPME_AUTH_REQUIRE_PAM") == "1":
+        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return PamHarness(tmp_path / "pam")
@@ -52,14 +52,14 @@ def system_user(tmp_path):
     """``system_user(password=None, home=None)`` -> name of a throw-away Unix user.
 
     Needs root (useradd); the users are removed after the test.  Skips when
-    not root, unless ``OTPME_AUTH_REQUIRE_PAM=1`` (CI), where it fails.
+    not root, unless ``OTPME_AUTH_REQUIRE_REAL=1`` (CI), where it fails.
     """
     import os
     import subprocess
     import uuid
     if os.geteuid() != 0:
         message = "creating a test user needs root"
-        if os.environ.get("OTPME_AUTH_REQUIRE_PAM") == "1":
+        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
             pytest.fail(message)
         pytest.skip(message)
     created = []
@@ -84,7 +84,7 @@ def realm(tmp_path):
     """A :class:`~otpme_auth.testing.realm.Realm` (not started) in a temp dir; stopped after.
 
     Needs the server (``pip install otpme-auth[server]``); skips without it
-    unless ``OTPME_AUTH_REQUIRE_PAM=1``.
+    unless ``OTPME_AUTH_REQUIRE_REAL=1``.
     """
     import os
     import shutil
@@ -93,7 +93,7 @@ def realm(tmp_path):
     if not os.path.exists(os.path.join(os.path.dirname(sys.executable), "otpme-auth-server")) \
             and not shutil.which("otpme-auth-server"):
         message = "the realm fixture needs otpme-auth-server (otpme-auth[server])"
-        if os.environ.get("OTPME_AUTH_REQUIRE_PAM") == "1":
+        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
             pytest.fail(message)
         pytest.skip(message)
     r = Realm(tmp_path / "realm")

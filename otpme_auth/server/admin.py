@@ -1,0 +1,545 @@
+"""``otpme-auth-admin --dir DIR OBJECT VERB ARGS``: manage a realm's objects.
+
+The verbs follow OTPme's commands (seed 001).  A user mistake prints one line on
+stderr and exits 2; no traceback.  Secrets never go on the command line: a
+password is generated and shown once, or read from stdin with ``-``.
+"""
+
+import argparse
+import datetime
+import os
+import sys
+import time
+
+from . import config, realm
+from .crypto import Passwords, SecretBox
+from .errors import InvalidValue, ServerError
+from .store import Store
+
+USAGE = """objects and verbs:
+  user   add NAME [--no-login-token] | del | show [NAME] | list | enable | disable
+         auto_disable NAME +1m|+2h|+3D|+1W|0 | unblock NAME [ACCESSGROUP]
+         enable_auto_mount | disable_auto_mount | add_share/remove_share NAME SHARE
+         add_policy/remove_policy NAME POLICY
+  token  add USER/TOKEN --type password|totp|hotp|hmac|ssh [SSH_PUBLIC_KEY]
+         [--digits N] [--period S] [--algorithm SHA1] | del | show [NAME] | list [USER]
+         password NAME [-]  (generate, or read from stdin) | enable | disable
+         enable_offline | disable_offline | enable_session_keep | disable_session_keep
+         2f_token NAME TOKEN | enable_2f | disable_2f | auto_disable NAME WHEN
+         add_policy/remove_policy NAME POLICY
+  host   add NAME (shows the JOTP) | del/remove NAME | new_jotp | show [NAME] | list
+         enable | disable | unlimit_logins | limit_logins | add_token/remove_token HOST TOKEN
+         add_role/remove_role HOST ROLE | add_policy/remove_policy HOST POLICY
+         accessgroup HOST GROUP | password_policy HOST POLICY
+  role   add | del | show [NAME] | list | add_token/remove_token ROLE TOKEN
+         add_role/remove_role ROLE MEMBER_ROLE
+  accessgroup add | del | show [NAME] | list | max_fail GROUP N | max_fail_reset GROUP 1m|0
+         unblock GROUP USER | add_policy/remove_policy GROUP POLICY
+  policy add NAME --type logintimes --times 'mon-fri 07:00-19:00[; sat 09:00-12:00]'
+         | add NAME --type password_strength [--min-length N] | del | show [NAME] | list"""
+
+
+class Admin:
+    """Holds the open store, the secret box and the output stream of one command."""
+
+    def __init__(self, cfg, out=sys.stdout):
+        self.cfg = cfg
+        self.store = Store(cfg.db)
+        self.box = SecretBox.from_dir(cfg.dir)
+        self.passwords = Passwords(cfg["argon2"])
+        self.out = out
+
+    def p(self, text=""):
+        print(text, file=self.out)
+
+    def run(self, obj: str, verb: str, args: list[str], opts) -> int:
+        handler = getattr(self, f"{obj}_{verb}", None)
+        if handler is None or obj not in ("user", "token", "host", "role", "accessgroup", "policy"):
+            raise InvalidValue(f"unknown command '{obj} {verb}' (see --help)")
+        with self.store.session() as c:
+            if verb in ("show", "list"):
+                return handler(c, args, opts) or 0
+            with c.transaction():
+                return handler(c, args, opts) or 0
+
+    # -- helpers ---------------------------------------------------------------
+
+    @staticmethod
+    def _args(args, n, usage, optional=0):
+        if not n <= len(args) <= n + optional:
+            raise InvalidValue(f"usage: {usage}")
+        return args + [None] * (n + optional - len(args))
+
+    def _show(self, kind, name, data, skip=()):
+        self.p(f"{kind} {name}")
+        for k in sorted(data):
+            if k in skip:
+                continue
+            v = data[k]
+            if k in ("auto_disable", "created") and v:
+                v = f"{datetime.datetime.fromtimestamp(v, datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+            elif isinstance(v, list):
+                v = ", ".join(v) if v else "-"
+            self.p(f"  {k}: {v}")
+
+    def _generic_show(self, c, kind, args, skip=()):
+        if args:
+            self._show(kind, args[0], c.need(kind, args[0]), skip)
+        else:
+            for name, _ in c.list(kind):
+                self.p(name)
+
+    def _member(self, c, kind, verb, args, usage):
+        name, value = self._args(args, 2, usage)
+        field = {"token": "tokens", "role": "roles", "policy": "policies"}[verb.split("_", 1)[1]]
+        (realm.member_add if verb.startswith("add") else realm.member_remove)(c, kind, name, field, value)
+        self.p(f"{kind} {name}: {verb.replace('_', ' ')} {value}")
+
+    def _read_secret(self, what):
+        data = sys.stdin.readline().rstrip("\n")
+        if not data:
+            raise InvalidValue(f"{what}: nothing read from stdin")
+        return data
+
+    # -- user ------------------------------------------------------------------
+
+    def user_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "user add NAME")
+        realm.user_add(c, name)
+        self.p(f"user {name} added")
+        if not opts.no_login_token:
+            shown = realm.token_add(c, self.box, self.passwords, f"{name}/login", "totp",
+                                    realm=self.cfg["realm"])
+            self._print_shown(f"{name}/login", "totp", shown)
+
+    def user_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "user del NAME")
+        realm.user_del(c, name)
+        self.p(f"user {name} deleted")
+
+    def user_show(self, c, args, opts):
+        if not args:
+            return self._generic_show(c, "user", args)
+        name = args[0]
+        u = c.need("user", name)
+        self._show("user", name, u)
+        if u.get("auto_disable") and time.time() >= u["auto_disable"]:
+            self.p("  state: disabled (auto_disable reached)")
+        toks = c.list("token", owner=name)
+        self.p(f"  tokens: {', '.join(n for n, _ in toks) or '-'}")
+        ags = {n: a for n, a in c.list("accessgroup")}
+        for group, fails, last in realm.blocks(c, name):
+            ag = ags.get(group, {})
+            blocked = ag.get("max_fail") and fails >= ag["max_fail"] and not (
+                ag.get("max_fail_reset") and time.time() - last >= ag["max_fail_reset"])
+            self.p(f"  failed logins in {group}: {fails}{' (BLOCKED)' if blocked else ''}")
+
+    def user_list(self, c, args, opts):
+        return self._generic_show(c, "user", [])
+
+    def _user_flag(self, c, args, field, value, verb):
+        (name,) = self._args(args, 1, f"user {verb} NAME")
+        realm.user_set(c, name, **{field: value})
+        self.p(f"user {name}: {verb}d" if verb.endswith("e") else f"user {name}: {verb}")
+
+    def user_enable(self, c, args, opts):
+        self._user_flag(c, args, "enabled", True, "enable")
+
+    def user_disable(self, c, args, opts):
+        self._user_flag(c, args, "enabled", False, "disable")
+
+    def user_enable_auto_mount(self, c, args, opts):
+        self._user_flag(c, args, "auto_mount", True, "enable_auto_mount")
+
+    def user_disable_auto_mount(self, c, args, opts):
+        self._user_flag(c, args, "auto_mount", False, "disable_auto_mount")
+
+    def user_auto_disable(self, c, args, opts):
+        name, when = self._args(args, 2, "user auto_disable NAME +1m|+2h|+3D|+1W|0")
+        at = realm.auto_disable_value(when)
+        realm.user_set(c, name, auto_disable=at)
+        self.p(f"user {name}: auto disable {'removed' if not at else 'at ' + _fmt(at)}")
+
+    def user_unblock(self, c, args, opts):
+        name, group = self._args(args, 1, "user unblock NAME [ACCESSGROUP]", 1)
+        n = realm.user_unblock(c, name, group)
+        self.p(f"user {name}: unblocked ({n} access group{'s' if n != 1 else ''} reset)")
+
+    def user_add_share(self, c, args, opts):
+        name, share = self._args(args, 2, "user add_share NAME SHARE")
+        realm.user_list_add(c, name, "shares", share)
+        self.p(f"user {name}: share {share} added")
+
+    def user_remove_share(self, c, args, opts):
+        name, share = self._args(args, 2, "user remove_share NAME SHARE")
+        realm.user_list_remove(c, name, "shares", share)
+        self.p(f"user {name}: share {share} removed")
+
+    def user_add_policy(self, c, args, opts):
+        name, pol = self._args(args, 2, "user add_policy NAME POLICY")
+        realm.user_list_add(c, name, "policies", pol)
+        self.p(f"user {name}: policy {pol} added")
+
+    def user_remove_policy(self, c, args, opts):
+        name, pol = self._args(args, 2, "user remove_policy NAME POLICY")
+        realm.user_list_remove(c, name, "policies", pol)
+        self.p(f"user {name}: policy {pol} removed")
+
+    # -- token -----------------------------------------------------------------
+
+    def _print_shown(self, name, ttype, shown):
+        if "password" in shown:
+            self.p(f"token {name}: generated password (shown once): {shown['password']}")
+        if "uri" in shown:
+            self.p(f"token {name}: {ttype.upper()} secret (shown once): {shown['secret']}")
+            self.p(f"  {shown['uri']}")
+            qr = _qr(shown["uri"])
+            if qr:
+                self.p(qr)
+        elif "secret" in shown:
+            self.p(f"token {name}: HMAC-SHA1 smartcard secret (shown once): {shown['secret']}")
+
+    def token_add(self, c, args, opts):
+        name, key = self._args(args, 1, "token add USER/TOKEN --type TYPE [SSH_PUBLIC_KEY]", 1)
+        if not opts.type:
+            raise InvalidValue(f"token '{name}': give --type password|totp|hotp|hmac|ssh")
+        password = None
+        if opts.type == "password" and key == "-":
+            password = self._read_secret(f"token '{name}'")
+        elif key is not None and opts.type != "ssh":
+            raise InvalidValue(f"token '{name}': no secret on the command line; use '-' to read it from stdin")
+        if opts.replace and c.get("token", name):
+            realm.token_del(c, name)
+        shown = realm.token_add(c, self.box, self.passwords, name, opts.type, password=password,
+                                public_key=key, digits=opts.digits, period=opts.period,
+                                algorithm=opts.algorithm, realm=self.cfg["realm"])
+        self.p(f"token {name} ({opts.type}) added")
+        self._print_shown(name, opts.type, shown)
+
+    def token_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "token del USER/TOKEN")
+        realm.token_del(c, name)
+        self.p(f"token {name} deleted")
+
+    def token_show(self, c, args, opts):
+        if not args:
+            return self.token_list(c, args, opts)
+        (name,) = self._args(args, 1, "token show USER/TOKEN")
+        tok = c.need("token", name)
+        # Hashes and secrets are never shown.
+        self._show("token", name, tok, skip=("hash", "secret"))
+        row = c.one("SELECT last_counter FROM otp_state WHERE token = ?", (name,))
+        if tok["type"] in ("totp", "hotp") and row:
+            self.p(f"  last_used_{'step' if tok['type'] == 'totp' else 'counter'}: {row[0]}")
+
+    def token_list(self, c, args, opts):
+        user = args[0] if args else None
+        for name, tok in c.list("token", owner=user):
+            self.p(f"{name} {tok['type']}{'' if tok.get('enabled', True) else ' (disabled)'}")
+
+    def token_password(self, c, args, opts):
+        name, value = self._args(args, 1, "token password USER/TOKEN [-]", 1)
+        if value not in (None, "-"):
+            raise InvalidValue(f"token '{name}': no password on the command line (visible in ps); "
+                               "give '-' and type it on stdin")
+        password = self._read_secret(f"token '{name}'") if value == "-" else None
+        generated = realm.token_password(c, self.passwords, name, password)
+        self.p(f"token {name}: password set")
+        if generated:
+            self.p(f"token {name}: generated password (shown once): {generated}")
+
+    def _token_flag(self, c, args, verb, **changes):
+        (name,) = self._args(args, 1, f"token {verb} USER/TOKEN")
+        realm.token_set(c, name, **changes)
+        self.p(f"token {name}: {verb}")
+
+    def token_enable(self, c, args, opts):
+        self._token_flag(c, args, "enabled", enabled=True)
+
+    def token_disable(self, c, args, opts):
+        self._token_flag(c, args, "disabled", enabled=False)
+
+    def token_enable_offline(self, c, args, opts):
+        self._token_flag(c, args, "offline enabled", offline=True)
+
+    def token_disable_offline(self, c, args, opts):
+        self._token_flag(c, args, "offline disabled", offline=False)
+
+    def token_enable_session_keep(self, c, args, opts):
+        self._token_flag(c, args, "session keep enabled", session_keep=True)
+
+    def token_disable_session_keep(self, c, args, opts):
+        self._token_flag(c, args, "session keep disabled", session_keep=False)
+
+    def token_auto_disable(self, c, args, opts):
+        name, when = self._args(args, 2, "token auto_disable USER/TOKEN +1m|+2h|+3D|+1W|0")
+        at = realm.auto_disable_value(when)
+        realm.token_set(c, name, auto_disable=at)
+        self.p(f"token {name}: auto disable {'removed' if not at else 'at ' + _fmt(at)}")
+
+    def token_2f_token(self, c, args, opts):
+        name, second = self._args(args, 2, "token 2f_token USER/TOKEN SECOND_TOKEN|none")
+        realm.token_second_factor(c, name, None if second == "none" else second)
+        self.p(f"token {name}: second factor {second}")
+
+    def token_enable_2f(self, c, args, opts):
+        (name,) = self._args(args, 1, "token enable_2f USER/TOKEN")
+        realm.token_enable_2f(c, name, True)
+        self.p(f"token {name}: second factor enabled (type password+code at the prompt)")
+
+    def token_disable_2f(self, c, args, opts):
+        (name,) = self._args(args, 1, "token disable_2f USER/TOKEN")
+        realm.token_enable_2f(c, name, False)
+        self.p(f"token {name}: second factor disabled")
+
+    def token_add_policy(self, c, args, opts):
+        self._member(c, "token", "add_policy", args, "token add_policy USER/TOKEN POLICY")
+
+    def token_remove_policy(self, c, args, opts):
+        self._member(c, "token", "remove_policy", args, "token remove_policy USER/TOKEN POLICY")
+
+    # -- host ------------------------------------------------------------------
+
+    def host_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "host add NAME")
+        jotp = realm.host_add(c, self.box, name)
+        self.p(f"host {name} added")
+        self.p(f"join one-time password (shown once): {jotp}")
+
+    def host_new_jotp(self, c, args, opts):
+        (name,) = self._args(args, 1, "host new_jotp NAME")
+        jotp = realm.host_new_jotp(c, self.box, name)
+        self.p(f"join one-time password for host {name} (shown once): {jotp}")
+
+    def host_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "host del NAME")
+        realm.host_del(c, name)
+        self.p(f"host {name} removed; its certificate is no longer accepted")
+
+    host_remove = host_del
+
+    def host_show(self, c, args, opts):
+        self._generic_show(c, "host", args)
+
+    def host_list(self, c, args, opts):
+        self._generic_show(c, "host", [])
+
+    def _host_set(self, c, args, verb, **changes):
+        (name,) = self._args(args, 1, f"host {verb} NAME")
+        h = c.need("host", name)
+        h.update(changes)
+        c.update("host", name, h)
+        self.p(f"host {name}: {verb}")
+
+    def host_enable(self, c, args, opts):
+        self._host_set(c, args, "enable", enabled=True)
+
+    def host_disable(self, c, args, opts):
+        self._host_set(c, args, "disable", enabled=False)
+
+    def host_unlimit_logins(self, c, args, opts):
+        self._host_set(c, args, "unlimit_logins", unlimited=True)
+
+    def host_limit_logins(self, c, args, opts):
+        self._host_set(c, args, "limit_logins", unlimited=False)
+
+    host_enable_unlimited_logins = host_unlimit_logins
+    host_disable_unlimited_logins = host_limit_logins
+
+    def host_accessgroup(self, c, args, opts):
+        name, group = self._args(args, 2, "host accessgroup HOST GROUP")
+        c.need("accessgroup", group)
+        h = c.need("host", name)
+        h["accessgroup"] = group
+        c.update("host", name, h)
+        self.p(f"host {name}: access group {group}")
+
+    def host_password_policy(self, c, args, opts):
+        name, pol = self._args(args, 2, "host password_policy HOST POLICY")
+        if c.need("policy", pol).get("type") != "password_strength":
+            raise InvalidValue(f"policy '{pol}' is not a password_strength policy")
+        h = c.need("host", name)
+        h["password_policy"] = pol
+        c.update("host", name, h)
+        self.p(f"host {name}: password policy {pol}")
+
+    def host_add_token(self, c, args, opts):
+        self._member(c, "host", "add_token", args, "host add_token HOST USER/TOKEN")
+
+    def host_remove_token(self, c, args, opts):
+        self._member(c, "host", "remove_token", args, "host remove_token HOST USER/TOKEN")
+
+    def host_add_role(self, c, args, opts):
+        self._member(c, "host", "add_role", args, "host add_role HOST ROLE")
+
+    def host_remove_role(self, c, args, opts):
+        self._member(c, "host", "remove_role", args, "host remove_role HOST ROLE")
+
+    def host_add_policy(self, c, args, opts):
+        self._member(c, "host", "add_policy", args, "host add_policy HOST POLICY")
+
+    def host_remove_policy(self, c, args, opts):
+        self._member(c, "host", "remove_policy", args, "host remove_policy HOST POLICY")
+
+    # -- role ------------------------------------------------------------------
+
+    def role_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "role add NAME")
+        realm.role_add(c, name)
+        self.p(f"role {name} added")
+
+    def role_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "role del NAME")
+        realm.role_del(c, name)
+        self.p(f"role {name} deleted")
+
+    def role_show(self, c, args, opts):
+        self._generic_show(c, "role", args)
+
+    def role_list(self, c, args, opts):
+        self._generic_show(c, "role", [])
+
+    def role_add_token(self, c, args, opts):
+        self._member(c, "role", "add_token", args, "role add_token ROLE USER/TOKEN")
+
+    def role_remove_token(self, c, args, opts):
+        self._member(c, "role", "remove_token", args, "role remove_token ROLE USER/TOKEN")
+
+    def role_add_role(self, c, args, opts):
+        self._member(c, "role", "add_role", args, "role add_role ROLE MEMBER_ROLE")
+
+    def role_remove_role(self, c, args, opts):
+        self._member(c, "role", "remove_role", args, "role remove_role ROLE MEMBER_ROLE")
+
+    # -- access groups -----------------------------------------------------------
+
+    def accessgroup_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "accessgroup add NAME")
+        realm.accessgroup_add(c, name)
+        self.p(f"accessgroup {name} added")
+
+    def accessgroup_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "accessgroup del NAME")
+        for hname, h in c.list("host"):
+            if h.get("accessgroup") == name:
+                raise InvalidValue(f"accessgroup '{name}' is used by host '{hname}'")
+        c.delete("accessgroup", name)
+        c.execute("DELETE FROM fail_state WHERE accessgroup = ?", (name,))
+        self.p(f"accessgroup {name} deleted")
+
+    def accessgroup_show(self, c, args, opts):
+        self._generic_show(c, "accessgroup", args)
+
+    def accessgroup_list(self, c, args, opts):
+        self._generic_show(c, "accessgroup", [])
+
+    def accessgroup_max_fail(self, c, args, opts):
+        name, n = self._args(args, 2, "accessgroup max_fail GROUP N (0 = no limit)")
+        if not n.isdigit() or int(n) > 1000:
+            raise InvalidValue(f"accessgroup '{name}': max_fail {n!r} is not a number 0..1000")
+        g = c.need("accessgroup", name)
+        g["max_fail"] = int(n)
+        c.update("accessgroup", name, g)
+        self.p(f"accessgroup {name}: max_fail {n}")
+
+    def accessgroup_max_fail_reset(self, c, args, opts):
+        name, when = self._args(args, 2, "accessgroup max_fail_reset GROUP 1m|2h|3D|1W|0")
+        secs = 0 if when == "0" else realm.parse_duration(when)
+        g = c.need("accessgroup", name)
+        g["max_fail_reset"] = secs
+        c.update("accessgroup", name, g)
+        self.p(f"accessgroup {name}: max_fail_reset {when}")
+
+    def accessgroup_unblock(self, c, args, opts):
+        name, user = self._args(args, 2, "accessgroup unblock GROUP USER")
+        realm.user_unblock(c, user, name)
+        self.p(f"accessgroup {name}: user {user} unblocked")
+
+    def accessgroup_add_policy(self, c, args, opts):
+        self._member(c, "accessgroup", "add_policy", args, "accessgroup add_policy GROUP POLICY")
+
+    def accessgroup_remove_policy(self, c, args, opts):
+        self._member(c, "accessgroup", "remove_policy", args, "accessgroup remove_policy GROUP POLICY")
+
+    # -- policies ----------------------------------------------------------------
+
+    def policy_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "policy add NAME --type logintimes --times SPEC")
+        realm.policy_add(c, name, opts.type or "logintimes", opts.times, opts.min_length)
+        self.p(f"policy {name} added")
+
+    def policy_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "policy del NAME")
+        realm.policy_del(c, name)
+        self.p(f"policy {name} deleted")
+
+    def policy_show(self, c, args, opts):
+        self._generic_show(c, "policy", args)
+
+    def policy_list(self, c, args, opts):
+        self._generic_show(c, "policy", [])
+
+
+def _fmt(t: float) -> str:
+    return f"{datetime.datetime.fromtimestamp(t, datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _qr(uri: str) -> str | None:
+    """A terminal QR code when the optional ``qrcode`` package is installed."""
+    try:
+        import io
+
+        import qrcode
+    except ImportError:
+        return None
+    q = qrcode.QRCode(border=1)
+    q.add_data(uri)
+    buf = io.StringIO()
+    q.print_ascii(out=buf)
+    return buf.getvalue()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2."""
+
+    def error(self, message):
+        print(f"otpme-auth-admin: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="otpme-auth-admin", epilog=USAGE,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", required=True, help="the server directory")
+    p.add_argument("-f", "--force", action="store_true", help="accepted for OTPme compatibility; never asks")
+    p.add_argument("--type")
+    p.add_argument("--times", help="login times of a logintimes policy")
+    p.add_argument("--min-length", type=int, default=8)
+    p.add_argument("--digits", type=int, default=6)
+    p.add_argument("--period", type=int, default=30)
+    p.add_argument("--algorithm", default="SHA1")
+    p.add_argument("--no-login-token", action="store_true", help="user add: no default TOTP token")
+    p.add_argument("-r", "--replace", action="store_true", help="token add: replace an existing token")
+    p.add_argument("object")
+    p.add_argument("verb")
+    p.add_argument("args", nargs="*")
+    return p
+
+
+def main(argv=None, out=sys.stdout) -> int:
+    """Entry point of ``otpme-auth-admin``; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_intermixed_args(argv)
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    try:
+        cfg = config.load(os.path.abspath(args.dir))
+        return Admin(cfg, out).run(args.object, args.verb, args.args, args)
+    except ServerError as exc:
+        print(f"otpme-auth-admin: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

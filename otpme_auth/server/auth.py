@@ -1,0 +1,514 @@
+"""The login engine: pre-auth, authenticate and join, with the realm's policies.
+
+A TOTP/password login is two store round trips: one read (``_load``) and one
+short write transaction (``_commit``) whose conditional UPDATE on
+``otp_state`` decides which of several concurrent logins with one code wins.
+Password hashes are checked in a thread pool (argon2 releases the GIL) between
+the two, so no transaction is held open during the expensive part.
+"""
+
+import asyncio
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from zoneinfo import ZoneInfo
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, load_ssh_public_key
+
+from . import otp
+from .crypto import cert_fingerprint, load_ca, sign_host_csr, cert_pem
+from .errors import BadRequest
+from .realm import times_allow
+
+log = logging.getLogger("otpme_auth.server")
+
+# Refusal reasons (docs/protocol.md) and the text a user may be shown.
+REASONS = {
+    "wrong_credentials": "Login failed: wrong credentials.",
+    "user_disabled": "Login failed: the account is disabled.",
+    "token_disabled": "Login failed: this token is disabled.",
+    "auto_disabled": "Login failed: the account or token has expired.",
+    "blocked": "Login failed: too many failed attempts; the account is blocked.",
+    "outside_login_times": "Login failed: logins are not allowed at this time.",
+    "host_not_allowed": "Login failed: this token may not log in to this host.",
+}
+
+# What an unknown user's pre-auth looks like: a user with one plain password token.
+DEFAULT_METHODS = [{"type": "password", "password_required": True, "otp_len": 0,
+                    "second_factor": None, "prompt": "Password: "}]
+# Verified for unknown users so their refusal costs as much as a known user's.
+_DUMMY_HASH_PW = "otpme-auth dummy password"
+
+
+class Refused(Exception):
+    """Internal: a login is refused with ``reason`` (a key of REASONS)."""
+
+    def __init__(self, reason: str, token: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.token = token
+
+
+def _ssh_string(buf: bytes, pos: int) -> tuple[bytes, int]:
+    if pos + 4 > len(buf):
+        raise ValueError("short ssh string")
+    n = int.from_bytes(buf[pos:pos + 4], "big")
+    if pos + 4 + n > len(buf):
+        raise ValueError("short ssh string")
+    return buf[pos + 4:pos + 4 + n], pos + 4 + n
+
+
+def verify_ssh_signature(public_key: str, blob_b64: str, data: bytes) -> bool:
+    """Check an ssh-agent signature blob (``string algo, string sig``) over ``data``.
+
+    ssh-ed25519, ecdsa-sha2-nistp256/384/521 and rsa-sha2-256/512 are accepted.
+    """
+    try:
+        blob = base64.b64decode(blob_b64, validate=True)
+        algo, pos = _ssh_string(blob, 0)
+        sig, _ = _ssh_string(blob, pos)
+        key = load_ssh_public_key(public_key.encode())
+        if isinstance(key, ed25519.Ed25519PublicKey) and algo == b"ssh-ed25519":
+            key.verify(sig, data)
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and algo.startswith(b"ecdsa-sha2-"):
+            r, p = _ssh_string(sig, 0)
+            s, _ = _ssh_string(sig, p)
+            h = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[key.curve.key_size]
+            der = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+            key.verify(der, data, ec.ECDSA(h))
+            return True
+        if isinstance(key, rsa.RSAPublicKey) and algo in (b"rsa-sha2-256", b"rsa-sha2-512"):
+            h = hashes.SHA256() if algo == b"rsa-sha2-256" else hashes.SHA512()
+            key.verify(sig, data, padding.PKCS1v15(), h)
+            return True
+    except (ValueError, TypeError, KeyError, InvalidSignature):
+        return False
+    return False
+
+
+class Engine:
+    """Answers protocol requests for one server process."""
+
+    def __init__(self, cfg, store, box, passwords):
+        self.cfg = cfg
+        self.store = store
+        self.box = box
+        self.passwords = passwords
+        self.tz = ZoneInfo(cfg["timezone"])
+        self.gen = -1
+        self.objs = {"host": {}, "role": {}, "accessgroup": {}, "policy": {}}
+        self._secrets = {}  # (token name, sealed) -> decrypted secret, per process
+        self._cpu = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="argon2")
+        self._dummy_hash = passwords.hash(_DUMMY_HASH_PW)
+        self._ca = None
+        self._logins = 0
+
+    # -- store units of work (run on a store connection) ---------------------------
+
+    def _load_objects(self, c):
+        gen = c.generation()
+        if gen == self.gen:
+            return gen, None
+        return gen, {k: dict(c.list(k)) for k in self.objs}
+
+    # One statement for everything a login reads (one round trip on PostgreSQL):
+    # the generation, the user, their tokens with OTP state, their failure counters.
+    _LOAD_SQL = (
+        "SELECT 'g', '', '', n FROM meta WHERE k = 'generation'"
+        " UNION ALL SELECT o.kind, o.name, o.data, s.last_counter FROM objects o"
+        " LEFT JOIN otp_state s ON s.token = o.name"
+        " WHERE (o.kind = 'user' AND o.name = ?) OR (o.kind = 'token' AND o.owner = ?)"
+        " UNION ALL SELECT 'f', accessgroup, CAST(last_fail AS TEXT), fails FROM fail_state"
+        " WHERE username = ?")
+
+    def _load(self, c, user: str):
+        """Generation (+ changed objects), the user, their tokens with OTP state, their failures."""
+        urow = None
+        tokens = []
+        fails = {}
+        gen = 0
+        for kind, name, data, num in c.all(self._LOAD_SQL, (user, user, user)):
+            if kind == "g":
+                gen = num
+            elif kind == "user":
+                urow = (data,)
+            elif kind == "token":
+                tokens.append((name, data, num))
+            else:
+                fails[name] = (num, float(data))
+        objs = None if gen == self.gen else {k: dict(c.list(k)) for k in self.objs}
+        return gen, objs, urow, tokens, fails if urow is not None else {}
+
+    @staticmethod
+    def _take_challenge(c, challenge_id: str):
+        row = c.one("SELECT username, token, host, kind, value, expires FROM challenges WHERE id = ?",
+                    (challenge_id,))
+        # Single use: whoever deletes the row owns the challenge, even if it is then refused.
+        if row and c.execute("DELETE FROM challenges WHERE id = ?", (challenge_id,)).rowcount == 1:
+            return row
+        return None
+
+    def _refresh(self, gen, objs):
+        if objs is not None:
+            self.objs = objs
+            self.gen = gen
+            self._secrets.clear()
+
+    @staticmethod
+    def _record_failure(c, user, group, now, reset):
+        # One statement: atomic under concurrency on both SQLite and PostgreSQL.
+        c.execute("INSERT INTO fail_state (username, accessgroup, fails, last_fail) VALUES (?, ?, 1, ?)"
+                  " ON CONFLICT (username, accessgroup) DO UPDATE SET"
+                  " fails = CASE WHEN ? > 0 AND excluded.last_fail - fail_state.last_fail >= ?"
+                  " THEN 1 ELSE fail_state.fails + 1 END, last_fail = excluded.last_fail",
+                  (user, group, now, reset, reset))
+
+    @staticmethod
+    def _commit(c, consume, user, group, clear_fails, session, purge):
+        with c.transaction():
+            if purge:
+                c.execute("DELETE FROM sessions WHERE expires < ?", (session[4],))
+            for token, counter in consume:
+                cur = c.execute("UPDATE otp_state SET last_counter = ? WHERE token = ? AND last_counter < ?",
+                                (counter, token, counter))
+                if cur.rowcount != 1:
+                    raise Refused("wrong_credentials")  # replay: another login used it first
+            if clear_fails:
+                c.execute("DELETE FROM fail_state WHERE username = ? AND accessgroup = ?", (user, group))
+            c.execute("INSERT INTO sessions (id, username, token, host, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
+                      session)
+
+    @staticmethod
+    def _insert_challenges(c, rows, now):
+        with c.transaction():
+            c.execute("DELETE FROM challenges WHERE expires < ?", (now,))
+            for r in rows:
+                c.execute("INSERT INTO challenges (id, username, token, host, kind, value, expires)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)", r)
+
+    # -- host authentication -------------------------------------------------------
+
+    def check_host(self, peer) -> tuple[str, dict]:
+        """Return (name, host object) of the peer certificate, or raise BadRequest."""
+        if peer is None:
+            raise BadRequest("client_certificate_required",
+                             "this request needs the host's client certificate; join the host first", 401)
+        name, der = peer
+        host = self.objs["host"].get(name)
+        if host is None or host.get("cert") != cert_fingerprint(der):
+            raise BadRequest("host_unknown", f"host '{name}' is not a member of realm "
+                             f"'{self.cfg['realm']}' (removed, or joined again since)", 403)
+        if not host.get("enabled", True):
+            raise BadRequest("host_disabled", f"host '{name}' is disabled", 403)
+        return name, host
+
+    async def _host(self, peer):
+        gen, objs = await self.store.run(self._load_objects)
+        self._refresh(gen, objs)
+        return self.check_host(peer)
+
+    def _group(self, host) -> str:
+        return host.get("accessgroup") or self.cfg["default_accessgroup"]
+
+    def _host_tokens(self, host) -> set[str] | None:
+        """Tokens allowed on ``host`` (directly or via roles, nested); None = unlimited."""
+        if host.get("unlimited"):
+            return None
+        allowed = set(host.get("tokens", []))
+        seen, todo = set(), list(host.get("roles", []))
+        while todo:
+            r = todo.pop()
+            if r in seen:
+                continue
+            seen.add(r)
+            role = self.objs["role"].get(r)
+            if role:
+                allowed.update(role.get("tokens", []))
+                todo.extend(role.get("roles", []))
+        return allowed
+
+    def _secret(self, name: str, tok: dict) -> bytes:
+        key = (name, tok["secret"])
+        s = self._secrets.get(key)
+        if s is None:
+            if len(self._secrets) > 200000:
+                self._secrets.clear()
+            s = self._secrets[key] = self.box.open(tok["secret"], name)
+        return s
+
+    # -- pre-auth --------------------------------------------------------------------
+
+    async def preauth(self, peer, req) -> dict:
+        """What the user's login on this host needs (docs/protocol.md, POST /v1/preauth)."""
+        now = time.time()
+        user = req["user"]
+        gen, objs, urow, tokens, _ = await self.store.run(self._load, user)
+        self._refresh(gen, objs)
+        host_name, host = self.check_host(peer)
+        allowed = self._host_tokens(host)
+        methods, seen, challenges = [], set(), []
+        by_name = {n: json.loads(d) for n, d, _ in tokens}
+        for name, tok in sorted(by_name.items()):
+            if allowed is not None and name not in allowed:
+                continue
+            t = tok["type"]
+            if t == "password":
+                second = by_name.get(tok.get("2f_token") or "") if tok.get("2f_enabled") else None
+                m = {"type": "password", "password_required": True,
+                     "otp_len": second["digits"] if second else 0,
+                     "second_factor": second["type"] if second else None,
+                     "prompt": "Password+OTP: " if second else "Password: "}
+            elif t in ("totp", "hotp"):
+                m = {"type": t, "password_required": False, "otp_len": tok["digits"],
+                     "second_factor": None, "prompt": "OTP: "}
+            else:
+                cid = secrets.token_urlsafe(24)
+                value = secrets.token_hex(32)
+                expires = now + self.cfg["challenge_ttl"]
+                challenges.append((cid, user, name, host_name, t, value, expires))
+                m = {"type": t, "password_required": False, "otp_len": 0, "second_factor": None,
+                     "challenge_id": cid, "challenge": value, "expires": expires}
+                if t == "ssh":
+                    m["public_key"] = tok["public_key"]
+                methods.append(m)
+                continue
+            key = tuple(sorted(m.items(), key=lambda kv: kv[0]))
+            if key not in seen:
+                seen.add(key)
+                methods.append(m)
+        if challenges:
+            await self.store.run(self._insert_challenges, challenges, now)
+        if not methods:
+            methods = [dict(m) for m in DEFAULT_METHODS]
+        return {"status": "ok", "user": user, "realm": self.cfg["realm"], "methods": methods}
+
+    # -- authenticate ------------------------------------------------------------------
+
+    async def authenticate(self, peer, req, now: float | None = None) -> dict:
+        """Verify a login (POST /v1/auth); returns the success or refusal body."""
+        now = time.time() if now is None else now
+        user = req["user"]
+        gen, objs, urow, tokens, all_fails = await self.store.run(self._load, user)
+        self._refresh(gen, objs)
+        host_name, host = self.check_host(peer)  # before anything is written
+        group = self._group(host)
+        ag = self.objs["accessgroup"].get(group) or {"max_fail": 0, "max_fail_reset": 0, "policies": []}
+        fails = all_fails.get(group)
+        challenge = None
+        if req.get("challenge_id") is not None:
+            challenge = await self.store.run(self._take_challenge, req["challenge_id"])
+        try:
+            result = await self._verify(host_name, host, group, ag, user, urow, tokens, fails,
+                                        challenge, req, now)
+        except Refused as exc:
+            log.warning("login refused user=%s host=%s token=%s reason=%s",
+                        user, host_name, exc.token or "-", exc.reason)
+            return {"status": "refused", "reason": exc.reason, "message": REASONS[exc.reason]}
+        log.info("login ok user=%s host=%s token=%s", user, host_name, result["token"])
+        return result
+
+    async def _fail(self, user, group, ag, now, token=None):
+        await self.store.run(self._record_failure, user, group, now, ag.get("max_fail_reset", 0))
+        raise Refused("wrong_credentials", token)
+
+    async def _verify(self, host_name, host, group, ag, user, urow, tokens, fails, challenge, req, now):
+        if urow is None:
+            if req.get("password") is not None:
+                # Same cost as a known user's password check: no user enumeration by timing.
+                await asyncio.get_running_loop().run_in_executor(
+                    self._cpu, self.passwords.verify, self._dummy_hash, req["password"])
+            raise Refused("wrong_credentials")
+        max_fail = ag.get("max_fail", 0)
+        reset = ag.get("max_fail_reset", 0)
+        if fails and max_fail and fails[0] >= max_fail and not (reset and now - fails[1] >= reset):
+            raise Refused("blocked")
+        toks = {n: json.loads(d) for n, d, _ in tokens}
+        counters = {n: (-1 if lc is None else lc) for n, _, lc in tokens}
+        matched, consume = await self._match(user, toks, counters, challenge, host_name, req, now)
+        if matched is None:
+            await self._fail(user, group, ag, now)
+        tok = toks[matched]
+        u = json.loads(urow[0])
+        if not u.get("enabled", True):
+            raise Refused("user_disabled", matched)
+        if u.get("auto_disable") and now >= u["auto_disable"]:
+            raise Refused("auto_disabled", matched)
+        if not tok.get("enabled", True):
+            raise Refused("token_disabled", matched)
+        for used, _ in consume:  # a disabled second factor disables the combination
+            if not toks[used].get("enabled", True):
+                raise Refused("token_disabled", matched)
+        if tok.get("auto_disable") and now >= tok["auto_disable"]:
+            raise Refused("auto_disabled", matched)
+        allowed = self._host_tokens(host)
+        if allowed is not None and matched not in allowed:
+            raise Refused("host_not_allowed", matched)
+        if not self._times_ok(now, u, tok, host, ag):
+            raise Refused("outside_login_times", matched)
+        sid = secrets.token_urlsafe(32)
+        expires = now + self.cfg["session_ttl"]
+        try:
+            self._logins += 1
+            await self.store.run(self._commit, consume, user, group, bool(fails),
+                                 (sid, user, matched, host_name, now, expires),
+                                 self._logins % 1000 == 1)  # expired sessions go now and then
+        except Refused:
+            await self._fail(user, group, ag, now, matched)
+        return self._success(user, u, matched, tok, toks, counters, consume, host, sid, expires, now)
+
+    def _times_ok(self, now, *objs) -> bool:
+        local = datetime.datetime.fromtimestamp(now, self.tz)
+        minute = local.hour * 60 + local.minute
+        for obj in objs:
+            for pname in obj.get("policies", []):
+                pol = self.objs["policy"].get(pname)
+                if pol and pol.get("type") == "logintimes" and not times_allow(pol["times"], local.weekday(), minute):
+                    return False
+        return True
+
+    def _otp_match(self, name, tok, counters, code, now):
+        """Counter/step of ``code`` for an OTP token, newer than the last used one, or None."""
+        secret = self._secret(name, tok)
+        last = counters.get(name, -1)
+        if tok["type"] == "totp":
+            step = otp.totp_step(now, tok["period"])
+            w = self.cfg["totp_window"]
+            first, end = max(step - w, last + 1), step + w
+        else:
+            first, end = last + 1, last + 1 + self.cfg["hotp_lookahead"]
+        if first > end:
+            return None
+        return otp.match_counter(secret, code, first, end, tok["digits"], tok.get("algorithm", "SHA1"))
+
+    async def _match(self, user, toks, counters, challenge, host_name, req, now):
+        """Find the token the credentials prove; returns (name, [(otp token, counter)])."""
+        if req.get("challenge_id") is not None:
+            if challenge is None:
+                return None, []
+            c_user, c_tok, c_host, kind, value, expires = challenge
+            tok = toks.get(c_tok)
+            if c_user != user or c_host != host_name or expires < now or tok is None or tok["type"] != kind:
+                return None, []
+            resp = req["response"]
+            if kind == "hmac":
+                want = hmac.new(self._secret(c_tok, tok), bytes.fromhex(value), hashlib.sha1).hexdigest()
+                ok = hmac.compare_digest(want, resp.lower().strip())
+            else:
+                ok = verify_ssh_signature(tok["public_key"], resp, bytes.fromhex(value))
+            return (c_tok, []) if ok else (None, [])
+        typed = req["password"]
+        # OTP tokens first: no argon2 cost for a code.
+        for name, tok in sorted(toks.items()):
+            if tok["type"] in ("totp", "hotp") and len(typed) == tok["digits"] and typed.isdigit():
+                c = self._otp_match(name, tok, counters, typed, now)
+                if c is not None:
+                    return name, [(name, c)]
+        loop = asyncio.get_running_loop()
+        for name, tok in sorted(toks.items()):
+            if tok["type"] != "password":
+                continue
+            pw, code, second = typed, None, None
+            if tok.get("2f_enabled"):
+                second = tok.get("2f_token")
+                if second not in toks:
+                    continue  # never degrade to the password alone
+                d = toks[second]["digits"]
+                if len(typed) <= d:
+                    continue
+                pw, code = typed[:-d], typed[-d:]
+            if not await loop.run_in_executor(self._cpu, self.passwords.verify, tok["hash"], pw):
+                continue
+            if second is None:
+                return name, []
+            c = self._otp_match(second, toks[second], counters, code, now)
+            if c is not None:
+                return name, [(second, c)]
+        return None, []
+
+    def _offline(self, name, tok, toks, counters, consume, now) -> dict:
+        used = dict(consume)
+        d = {"token": name, "type": tok["type"], "session_keep": bool(tok.get("session_keep")),
+             "expiry": now + self.cfg["offline_expiry"],
+             "unused_expiry": self.cfg["offline_unused_expiry"]}
+
+        def otp_params(n, t):
+            p = {"token": n, "type": t["type"], "secret": base64.b32encode(self._secret(n, t)).decode(),
+                 "digits": t["digits"], "algorithm": t.get("algorithm", "SHA1"),
+                 "last_counter": used.get(n, counters.get(n, -1))}
+            if t["type"] == "totp":
+                p["period"] = t["period"]
+            return p
+
+        t = tok["type"]
+        if t == "password":
+            d["verify"] = "password"
+            second = tok.get("2f_token") if tok.get("2f_enabled") else None
+            d["second_factor"] = otp_params(second, toks[second]) if second in toks else None
+        elif t in ("totp", "hotp"):
+            d.update({k: v for k, v in otp_params(name, tok).items() if k not in ("token", "type")})
+        elif t == "hmac":
+            d["challenge"] = secrets.token_hex(32)
+        elif t == "ssh":
+            d["public_key"] = tok["public_key"]
+        return d
+
+    def _success(self, user, u, name, tok, toks, counters, consume, host, sid, expires, now) -> dict:
+        pol = self.objs["policy"].get(host.get("password_policy") or "")
+        allowed = self._host_tokens(host)
+        return {
+            "status": "ok",
+            "user": user,
+            "token": name,
+            "token_type": tok["type"],
+            "session": {"id": sid, "expires": expires, "keep": bool(tok.get("session_keep"))},
+            "offline": [self._offline(name, tok, toks, counters, consume, now)] if tok.get("offline") else [],
+            "shares": list(u.get("shares", [])),
+            # For start_ssh_agent=auto: the user's ssh keys usable on this host.
+            "ssh_keys": sorted(t["public_key"] for n, t in toks.items() if t["type"] == "ssh"
+                               and t.get("enabled", True) and (allowed is None or n in allowed)),
+            "auto_mount": bool(u.get("auto_mount")),
+            "greeting": self.cfg["greeting"].replace("{user}", user).replace("{realm}", self.cfg["realm"]),
+            "password_policy": dict(pol, name=host.get("password_policy")) if pol else None,
+        }
+
+    # -- join ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _consume_join(c, host, digest, fingerprint):
+        with c.transaction():
+            if c.execute("DELETE FROM joins WHERE host = ? AND digest = ?", (host, digest)).rowcount != 1:
+                return False
+            obj = c.get("host", host)
+            if obj is None:
+                return False
+            obj["cert"] = fingerprint
+            c.update("host", host, obj)
+            return True
+
+    async def join(self, req) -> dict:
+        """Exchange host name + JOTP + CSR for a client certificate (POST /v1/join)."""
+        if self._ca is None:
+            self._ca = load_ca(self.cfg.dir)
+        ca_key, ca_cert = self._ca
+        cert = sign_host_csr(ca_key, ca_cert, req["csr"], req["host"], self.cfg["host_cert_days"])
+        fp = cert_fingerprint(cert.public_bytes(Encoding.DER))
+        ok = await self.store.run(self._consume_join, req["host"], self.box.join_digest(req["host"], req["jotp"]), fp)
+        if not ok:
+            log.warning("join refused host=%s", req["host"])
+            raise BadRequest("join_refused", f"host '{req['host']}' may not join: unknown host, "
+                             "or the join password is wrong or used already", 403)
+        log.info("host joined host=%s", req["host"])
+        return {"status": "ok", "host": req["host"], "realm": self.cfg["realm"], "site": self.cfg["site"],
+                "certificate": cert_pem(cert).decode(), "ca_certificate": cert_pem(ca_cert).decode()}

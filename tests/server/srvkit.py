@@ -1,0 +1,235 @@
+"""Helpers for the server tests: realm directories on SQLite or a real PostgreSQL,
+running server processes on loopback, and a minimal protocol client over mutual TLS.
+
+(A uniquely named module, not conftest, so that test files can import it without
+clashing with other conftest modules of the repository.)"""
+
+import base64
+import contextlib
+import http.client
+import io
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from otpme_auth.server import admin, cli
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+# Cheap argon2 for tests; the documented production cost is in docs/server.md.
+TEST_ARGON2 = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster in a temp dir, run as user nobody."""
+
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="otpme-pg-")
+        os.chmod(self.base, 0o755)
+        self.data = os.path.join(self.base, "data")
+        self.port = free_port()
+        self.user = "nobody"
+        os.makedirs(self.data)
+        pw = pwd.getpwnam(self.user)
+        os.chown(self.data, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.data, 0o700)
+
+    def _run(self, *cmd):
+        prefix = ["runuser", "-u", self.user, "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + list(cmd), check=True, capture_output=True, cwd="/")
+
+    def start(self):
+        self._run(f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-w", "-l", os.path.join(self.data, "log"),
+                  "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c max_connections=200", "start")
+
+    def stop(self):
+        with contextlib.suppress(Exception):
+            self._run(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def dsn(self, db="postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+
+    def new_db(self) -> str:
+        import psycopg
+        name = f"t{os.urandom(6).hex()}"
+        with psycopg.connect(self.dsn(), autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return self.dsn(name)
+
+
+def make_realm(tmp_path, db="sqlite", port=None) -> str:
+    d = str(tmp_path / "srv")
+    port = port or free_port()
+    assert cli.main(["init", "--dir", d, "--realm", "example.org", "--site", "berlin",
+                     "--listen", f"127.0.0.1:{port}", "--db", db]) == 0
+    path = os.path.join(d, "server.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["argon2"] = TEST_ARGON2
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return d
+
+
+def adm(directory, *args, stdin=None):
+    """Run otpme-auth-admin in-process; returns (exit code, stdout)."""
+    out = io.StringIO()
+    old = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        rc = admin.main(["--dir", directory, *args], out=out)
+    finally:
+        sys.stdin = old
+    return rc, out.getvalue()
+
+
+def adm_ok(directory, *args, stdin=None) -> str:
+    rc, out = adm(directory, *args, stdin=stdin)
+    assert rc == 0, (args, out)
+    return out
+
+
+def shown_secret(out: str) -> str:
+    return re.search(r"secret \(shown once\): (\S+)", out).group(1)
+
+
+def shown_jotp(out: str) -> str:
+    return re.search(r"join one-time password.*\(shown once\): (\S+)", out).group(1)
+
+
+class ServerProc:
+    """``otpme-auth-server run`` in a subprocess."""
+
+    def __init__(self, directory, port, workers=1):
+        self.port = port
+        self.log = open(os.path.join(directory, f"server-{port}.log"), "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "otpme_auth.server.cli", "run", "--dir", directory,
+             "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "INFO"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start: " + self.logtext())
+
+    def logtext(self) -> str:
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Client:
+    """A host of the realm speaking the protocol (what the online plugin will do)."""
+
+    def __init__(self, port, ca_pem, name=None, cert=None, key=None):
+        self.port = port
+        self.ca_pem = ca_pem
+        self.name = name
+        self.ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_pem)
+        self.ctx.check_hostname = False  # connecting by IP; the chain is still pinned to the CA
+        if cert:
+            self.ctx.load_cert_chain(cert, key)
+        self.conn = None
+
+    def _conn(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
+        return self.conn
+
+    def raw(self, method, path, body: bytes = b"", headers=None):
+        c = self._conn()
+        try:
+            c.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+        except (http.client.HTTPException, OSError):
+            self.close()
+            raise
+        if r.getheader("Connection") == "close":
+            self.close()
+        return r.status, json.loads(data) if data else None
+
+    def post(self, path, obj):
+        return self.raw("POST", path, json.dumps(obj).encode())
+
+    def preauth(self, user):
+        return self.post("/v1/preauth", {"user": user})
+
+    def auth(self, user, password=None, **kw):
+        body = {"user": user, **kw}
+        if password is not None:
+            body["password"] = password
+        return self.post("/v1/auth", body)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def join(port, realm_dir, name, jotp, workdir) -> Client:
+    """Join host ``name`` with ``jotp``; returns a Client holding its certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+           .sign(key, hashes.SHA256()))
+    anon = Client(port, os.path.join(realm_dir, "ca.pem"))
+    status, body = anon.post("/v1/join", {"host": name, "jotp": jotp,
+                                          "csr": csr.public_bytes(serialization.Encoding.PEM).decode()})
+    anon.close()
+    assert status == 200, body
+    os.makedirs(workdir, exist_ok=True)
+    cert = os.path.join(workdir, f"{name}.pem")
+    keyf = os.path.join(workdir, f"{name}.key")
+    ca = os.path.join(workdir, "pinned-ca.pem")
+    with open(cert, "w") as f:
+        f.write(body["certificate"])
+    with open(keyf, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(ca, "w") as f:
+        f.write(body["ca_certificate"])
+    return Client(port, ca, name, cert, keyf)
+
+
+def b32(secret: str) -> bytes:
+    return base64.b32decode(secret + "=" * (-len(secret) % 8))
