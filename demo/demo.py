@@ -1,9 +1,15 @@
-"""The README's demo: logins through real libpam (pam_wrapper + pam_python + pamtester).
+"""The README's demo: a realm on this machine, then logins through real libpam.
 
-It installs the PAM entry script into a temp dir, writes a service file there
-(nothing under /etc/pam.d is touched), creates a throw-away user (removed at
-the end), and shows: a good login with a greeting and a new home directory,
-a wrong password refused, and a bad option failing closed.
+1. initialise a realm on the embedded server (SQLite), add a user with a
+   password token whose second factor is TOTP, offline caching enabled;
+2. add this host to the realm and join it (the host's own key, the realm CA pinned);
+3. log in through real libpam (pam_wrapper + pam_python + pamtester): online;
+4. stop the server and log in again: offline, from the encrypted cache
+   (when the offline plugin is installed);
+5. a wrong password is refused, and a misspelt option fails closed.
+
+Nothing under /etc/pam.d is touched: the service files live in a temp dir.
+A throw-away Unix user is created for the logins and removed at the end.
 """
 
 import os
@@ -12,8 +18,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 from otpme_auth.testing.pam import PamHarness, missing_requirements
+from otpme_auth.testing.realm import Realm
 
 USER = "otpme-demo"
 PASSWORD = "correct horse battery staple"
@@ -27,11 +35,21 @@ def show(result):
     for line in (result.stdout + result.stderr).strip().splitlines():
         print("   | " + line)
     print("   -> PAM_%s" % result.code)
+    return result
 
 
-def plugin_installed(name):
+def installed(name):
     from otpme_auth.registry import Registry
     return name in Registry(cache_dir=None).installed()
+
+
+def current_code(secret):
+    """What the user's authenticator app shows now (waits for a fresh time step if needed)."""
+    from otpme_auth.otp.base32 import b32decode
+    from otpme_auth.otp.hotp import totp
+    if time.time() % 30 > 27:
+        time.sleep(30 - time.time() % 30 + 0.1)
+    return totp(b32decode(secret), time.time())
 
 
 def main():
@@ -40,50 +58,76 @@ def main():
         sys.exit("demo needs: %s (./dev.sh demo installs them as root)" % ", ".join(missing))
     if os.geteuid() != 0:
         sys.exit("the demo creates a throw-away user and a home directory: run it as root")
-    from otpme_auth_passfile import hash_line
     work = tempfile.mkdtemp(prefix="otpme-demo-")
+    os.chmod(work, 0o755)
     home = os.path.join(work, "home", USER)
     created_user = False
+    realm = None
     try:
         try:
             pwd.getpwnam(USER)
         except KeyError:
             subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", USER], check=True)
             created_user = True
-        pam = PamHarness(os.path.join(work, "pam"))
-        passwd = os.path.join(work, "passwd")
-        with open(os.open(passwd, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
-            fh.write(hash_line(USER, PASSWORD) + "\n")
 
-        options = "passfile passfile_path=%s" % passwd
-        if plugin_installed("greeting"):
-            options += " online_greeting show_errors message_timeout=0"
-        if plugin_installed("mkhomedir"):
+        say("1. a realm on the embedded server (SQLite), a user with password + TOTP")
+        realm = Realm(os.path.join(work, "realm"))
+        secret = realm.add_user(USER, PASSWORD, second_factor="totp", offline=True,
+                                session_keep=True)
+        print("   realm example.org in %s; user %s, token %s/pass (password + TOTP, offline on)"
+              % (realm.server_dir, USER, USER))
+
+        say("2. this host joins the realm")
+        jotp = realm.add_host("demo-host", tokens=["%s/pass" % USER])
+        realm.start()
+        conf = realm.join("demo-host", jotp)
+        print("   server on %s; host config %s" % (realm.server, conf))
+
+        pam = PamHarness(os.path.join(work, "pam"))
+        options = "try_first_pass host_config=%s" % conf
+        offline = installed("offline")
+        if offline:
+            options += " cache_login_tokens offline_cache_dir=%s" % os.path.join(work, "offline")
+        if installed("greeting"):
+            options += " online_greeting offline_greeting show_errors message_timeout=0"
+        if installed("mkhomedir"):
             options += " create_home"
         pam.service("demo", pam.line(options))
-        say("the PAM service file (in %s)" % pam.service_dir)
-        print("   " + pam.line(options, log=False))
+        print("   PAM line: " + pam.line(options, log=False))
 
-        say("log in as %s with the right password" % USER)
-        show(pam.run("demo", USER, answers=[PASSWORD]))
+        say("3. log in online: password and the TOTP code in one prompt")
+        show(pam.run("demo", USER, answers=[PASSWORD + current_code(secret)]))
         if os.path.isdir(home):
             st = os.stat(home)
             print("   home %s created, owner %s, mode %o"
                   % (home, pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o7777))
 
-        say("log in with a wrong password")
-        show(pam.run("demo", USER, answers=["not the password"]))
+        say("   a wrong password is refused (the server says why: show_errors)")
+        show(pam.run("demo", USER, answers=["not the password" + current_code(secret)]))
 
-        say("a line with a misspelt option fails closed")
+        say("4. the server stops")
+        realm.stop()
+        if offline:
+            say("   log in again, offline, with a new code")
+            time.sleep(30 - time.time() % 30 + 0.1)  # the next time step: codes are one-time
+            show(pam.run("demo", USER, answers=[PASSWORD + current_code(secret)]))
+        else:
+            say("   without the offline plugin, the login is unavailable")
+            show(pam.run("demo", USER, answers=[PASSWORD + current_code(secret)]))
+
+        say("5. a misspelt option fails closed")
         pam.service("broken", pam.line(options + " cache_login_tokenz"))
         show(pam.run("broken", USER, answers=[PASSWORD]))
 
         say("what the module logged (syslog authpriv; here also %s)" % pam.log_path)
         for line in pam.read_log():
             print("   | " + line)
-        assert PASSWORD not in open(pam.log_path).read(), "the password reached the log"
+        with open(pam.log_path) as fh:
+            assert PASSWORD not in fh.read(), "the password reached the log"
         print("\nThe password appears in no log line.")
     finally:
+        if realm is not None:
+            realm.stop()
         if created_user:
             subprocess.run(["userdel", USER], check=False)
         shutil.rmtree(work, ignore_errors=True)

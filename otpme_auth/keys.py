@@ -8,9 +8,13 @@ from .context import ONE_TIME_CODE, PASSWORD, Key
 
 GREETING = Key("greeting", "text to greet the user with; written by online (server), read by greeting")
 HOME_DIRECTORY = Key("home_directory", "the home directory created or found by mkhomedir")
+OFFLINE_FIRST = Key("offline_first", "set (to a reason) in pre-auth by a plugin that will answer "
+                    "from the offline cache without the server (unlock_via_offline_token); "
+                    "written by offline, read by online, which then does not contact the server")
 LOGIN_ANSWER = Key("login_answer", "the server's answer to a successful online login (a dict: "
                    "user, token, token_type, session, offline, shares, auto_mount, greeting, "
                    "password_policy; docs/protocol.md); written by online, read by offline, "
                    "sessionkeep, automount")
 
-__all__ = ["PASSWORD", "ONE_TIME_CODE", "GREETING", "HOME_DIRECTORY", "LOGIN_ANSWER", "Key"]
+__all__ = ["PASSWORD", "ONE_TIME_CODE", "GREETING", "HOME_DIRECTORY", "LOGIN_ANSWER",
+           "OFFLINE_FIRST", "Key"]

@@ -1,0 +1,154 @@
+"""online: log in against the realm's authentication server (seed 000's core).
+
+Enabled by the bare word ``online``, and by default on any authentication line
+that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``).
+
+* pre-auth: ``DENY_LOGIN_USERS`` / ``VALID_LOGIN_USERS`` of the host config
+  refuse before any prompt.
+* credentials: the server is asked what this user's login needs (the
+  protocol's pre-auth; here, after every plugin's pre-auth hook ran, so a
+  plugin that set ``OFFLINE_FIRST`` (``unlock_via_offline_token``) keeps us
+  from contacting the server at all).  If no server answers within
+  ``connect_timeout``, the login goes on: offline may stand in.  Then one
+  prompt, the text the server gives ("Password+OTP: " for a password with a
+  second factor), with try/use_first_pass and nullok.
+* verify: ALLOW on ``ok``; DENY on any refusal (wrong code, disabled,
+  blocked...: offline is then never tried); UNAVAILABLE only when no server
+  could be reached or answered in time (``connection_timeout``).
+* The server's answer (session, offline data, shares, greeting) goes to the
+  context for the offline, sessionkeep, automount and greeting plugins.
+"""
+
+from otpme_auth import (
+    ConfigError, Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
+)
+from otpme_auth.keys import GREETING, LOGIN_ANSWER, OFFLINE_FIRST
+
+NAME = "online"
+_CLIENT = Key("online.client", "the connection of this login, or None when unreachable")
+_METHODS = Key("online.methods", "the pre-auth answer's methods")
+_UNREACHABLE = Key("online.unreachable", "why no server could be used")
+_CONFIG = Key("online.config", "the host config, or None when the host never joined")
+
+
+@hookimpl
+def otpme_auth_declare_options():
+    return [
+        seconds("connect_timeout", 3, "seconds to connect to a server (each server tried)",
+                maximum=300),
+        seconds("connection_timeout", 30, "seconds to wait for a server's answer", maximum=3600),
+        choice("send_password", ("auto", "false"), "auto",
+               "auto: send what was typed when the login needs it; false: never"),
+        path("host_config", "/etc/otpme-auth/host.conf", "the host config written by otpme-auth join"),
+    ]
+
+
+@hookimpl
+def otpme_auth_add_cli_commands(subparsers):
+    from .join import add_command
+    add_command(subparsers)
+
+
+def _config(options):
+    from . import hostconfig
+    return hostconfig.load(options.host_config)
+
+
+@hookimpl
+def otpme_auth_pre_auth(ctx, options):
+    config = _config(options)
+    ctx.stash[_CONFIG] = config
+    if config is None:
+        return None
+    reason = config.refuses(ctx.user)
+    if reason:
+        raise LoginRefused(reason, "You may not log in on this host.")
+    return None
+
+
+def _preauth(ctx, options):
+    """Connect and ask what the login needs; on failure remember why (offline may stand in)."""
+    from .client import Client, Unreachable
+    ctx.stash[_CLIENT] = None
+    config = ctx.stash.get(_CONFIG)
+    if config is None:
+        ctx.stash[_UNREACHABLE] = ("this host has not joined a realm (%s is missing; run "
+                                   "otpme-auth join)" % options.host_config)
+        return
+    if ctx.stash.get(OFFLINE_FIRST):
+        ctx.stash[_UNREACHABLE] = "not asked: %s" % ctx.stash[OFFLINE_FIRST]
+        return
+    client = Client(config.servers, config.ca_file, config.cert_file, config.key_file,
+                    options.connect_timeout, options.connection_timeout)
+    try:
+        client.connect()
+        status, answer = client.request("/v1/preauth", {"user": ctx.user})
+        if status != 200 or answer.get("status") != "ok":
+            raise Unreachable("pre-auth failed: %s" % _error_text(answer, status))
+    except Unreachable as exc:
+        client.close()
+        ctx.stash[_UNREACHABLE] = str(exc)
+        ctx.log.info("server unreachable: %s" % exc, NAME)
+        return
+    ctx.stash[_CLIENT] = client
+    ctx.stash[_METHODS] = [m for m in answer.get("methods", []) if isinstance(m, dict)]
+    ctx.log.debug("pre-auth via %s: %d method(s)" % (client.server, len(ctx.stash[_METHODS])), NAME)
+
+
+@hookimpl
+def otpme_auth_collect_credentials(ctx, options):
+    if _CLIENT not in ctx.stash:  # not on the try_first_pass retry: ask the server once
+        _preauth(ctx, options)
+    typed = [m for m in ctx.stash.get(_METHODS, ())
+             if m.get("password_required") or m.get("otp_len")]
+    if ctx.stash.get(_CLIENT) is None or not typed:
+        prompt = "Password: "  # unreachable: the offline cache needs what the user types
+    else:
+        prompt = typed[0].get("prompt") or "Password: "
+        if not isinstance(prompt, str) or len(prompt) > 80:
+            prompt = "Password: "
+    ctx.ask_authtok(prompt)
+
+
+@hookimpl
+def otpme_auth_verify(ctx, options):
+    from otpme_auth import PASSWORD
+
+    from .client import Unreachable
+    client = ctx.stash.get(_CLIENT)
+    if client is None:
+        return unavailable(ctx.stash.get(_UNREACHABLE, "no server reachable"))
+    request = {"user": ctx.user}
+    if options.send_password == "auto":
+        request["password"] = ctx.credentials[PASSWORD].reveal()
+    else:
+        # send_password=false is for tokens answered by a smartcard or an ssh
+        # agent (their plugins put a challenge response on the context); with
+        # none, there is nothing the server could accept.
+        client.close()
+        return deny("send_password=false and no smartcard or ssh-agent response to send")
+    try:
+        status, answer = client.request("/v1/auth", request)
+    except Unreachable as exc:
+        return unavailable("no answer: %s" % exc)
+    finally:
+        client.close()
+    if status != 200:
+        if status >= 500:
+            return unavailable("server error: %s" % _error_text(answer, status))
+        raise ConfigError("the server rejected the request: %s" % _error_text(answer, status))
+    if answer.get("status") == "refused":
+        reason = str(answer.get("reason", "refused"))[:64]
+        message = answer.get("message")
+        return deny("refused by %s: %s" % (client.server, reason),
+                    user_message=message if isinstance(message, str) else None)
+    if answer.get("status") != "ok":
+        return unavailable("unexpected answer status %r" % (answer.get("status"),))
+    ctx.stash[LOGIN_ANSWER] = answer
+    if isinstance(answer.get("greeting"), str):
+        ctx.stash[GREETING] = answer["greeting"]
+    return allow("accepted by %s (token %s)" % (client.server, answer.get("token", "?")))
+
+
+def _error_text(answer, status):
+    return "%s %s" % (status, str(answer.get("error") or answer.get("message") or "")[:120])

@@ -1,0 +1,156 @@
+"""The host's side of the protocol (docs/protocol.md): HTTPS + JSON, mutual TLS.
+
+A deliberately small HTTP/1.1 client for one server we know: ``http.client``
+pulls in the ``email`` package (~20 ms of import on the login path) for
+features this protocol excludes (chunked bodies, header folding, 1xx).  What
+we speak: one request at a time on a kept-alive TLS connection,
+``Content-Length`` framing both ways, bounded head and body sizes.
+
+Timeouts (seed 000): ``connect_timeout`` bounds TCP connect plus the TLS
+handshake, per server; ``connection_timeout`` bounds waiting for each answer.
+Servers are tried in order; the first that completes a handshake is used for
+the whole login.  Any failure to reach a server or get a well-formed answer
+is :class:`Unreachable`; a well-formed refusal is not an error here.
+"""
+
+import socket
+import ssl
+
+MAX_HEAD = 16 * 1024
+MAX_BODY = 1024 * 1024
+
+
+class Unreachable(Exception):
+    """No server could be reached, or its answer was not usable (never a refusal)."""
+
+
+class Client:
+    """One login's connection to the first reachable server of ``servers``."""
+
+    def __init__(self, servers, ca_file, cert_file, key_file, connect_timeout, connection_timeout):
+        self.servers = list(servers)
+        self.ca_file = ca_file
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.connect_timeout = connect_timeout
+        self.connection_timeout = connection_timeout
+        self.sock = None
+        self.server = None
+        self._buffer = b""
+
+    def _context(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_verify_locations(cafile=self.ca_file)  # the realm CA only: pinned
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+    def connect(self):
+        """Connect to the first server that answers within connect_timeout."""
+        try:
+            ctx = self._context()
+        except (OSError, ssl.SSLError) as exc:
+            raise Unreachable("cannot load the host's TLS files: %s" % _reason(exc)) from None
+        errors = []
+        for server in self.servers:
+            host, port = split_server(server)
+            raw = None
+            try:
+                raw = socket.create_connection((host, port), timeout=self.connect_timeout)
+                sock = ctx.wrap_socket(raw, server_hostname=host)
+                sock.settimeout(self.connection_timeout)
+            except (OSError, ssl.SSLError) as exc:
+                if raw is not None:
+                    raw.close()
+                errors.append("%s: %s" % (server, _reason(exc)))
+                continue
+            self.sock, self.server, self._buffer = sock, server, b""
+            return server
+        raise Unreachable("no server reachable (%s)" % "; ".join(errors) if errors
+                          else "no server configured")
+
+    def request(self, path, body):
+        """POST ``body`` (a dict) to ``path``; returns ``(status, answer_dict)``."""
+        import json
+        if self.sock is None:
+            self.connect()
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % (path, split_server(self.server)[0], len(payload)))
+        try:
+            self.sock.sendall(head.encode("ascii") + payload)
+            status, length = self._read_head()
+            data = self._read_exactly(length)
+        except (OSError, ssl.SSLError) as exc:
+            self.close()
+            raise Unreachable("%s: %s" % (self.server, _reason(exc))) from None
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            self.close()
+            raise Unreachable("%s sent an answer that is not JSON" % self.server) from None
+        if not isinstance(answer, dict):
+            raise Unreachable("%s sent an answer that is not a JSON object" % self.server)
+        return status, answer
+
+    def _read_head(self):
+        while b"\r\n\r\n" not in self._buffer:
+            if len(self._buffer) > MAX_HEAD:
+                raise OSError("answer head too large")
+            self._fill()
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise OSError("not an HTTP answer")
+        length = None
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length" and value.strip().isdigit():
+                length = int(value.strip())
+            elif name.strip().lower() == "transfer-encoding":
+                raise OSError("unexpected Transfer-Encoding")
+        if length is None or length > MAX_BODY:
+            raise OSError("answer without a usable Content-Length")
+        return int(parts[1]), length
+
+    def _read_exactly(self, length):
+        while len(self._buffer) < length:
+            self._fill()
+        data, self._buffer = self._buffer[:length], self._buffer[length:]
+        return data
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise OSError("the server closed the connection")
+        self._buffer += chunk
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+
+
+def split_server(server):
+    """``host:port`` (``[v6]:port``) -> (host, port); the port defaults to 8443."""
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else "8443"
+    else:
+        host, _, port = server.rpartition(":") if ":" in server else (server, "", "8443")
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError("server %r is not host:port" % server)
+    return host, int(port)
+
+
+def _reason(exc):
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "certificate not trusted (%s)" % exc.verify_message
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

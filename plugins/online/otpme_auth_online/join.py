@@ -1,0 +1,85 @@
+"""``otpme-auth join``: make this host a member of a realm, once.
+
+The administrator adds the host on the server (``otpme-auth-admin host add``),
+which shows a one-time join password (JOTP).  Here we make the host's own key
+(it never leaves the host), send a certificate request with the JOTP, and keep
+the certificate the realm CA signed, the CA itself (pinned: the only CA the
+host trusts) and the host config.  The CA must be given out of band
+(``--ca``): we never trust whatever CA the network offers.
+"""
+
+import os
+
+from otpme_auth.errors import ConfigError
+from otpme_auth.statefile import StateFile
+
+from . import hostconfig
+from .client import Client, Unreachable
+
+
+def add_command(subparsers):
+    p = subparsers.add_parser("join", help="join this host to a realm with its one-time join password")
+    p.add_argument("--server", required=True, action="append",
+                   help="HOST:PORT of a server (repeat for failover, in order)")
+    p.add_argument("--host", required=True, help="this host's name, as added on the server")
+    p.add_argument("--jotp", help="the join one-time password (default: asked, not echoed)")
+    p.add_argument("--ca", required=True, help="the realm CA certificate (PEM), obtained out of band")
+    p.add_argument("--config", default=hostconfig.DEFAULT_PATH,
+                   help="where to write the host config (default: %(default)s)")
+    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.set_defaults(run=run_join)
+
+
+def run_join(args, out):
+    import getpass
+    import json  # noqa: F401  (the client needs it; fail early if broken)
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    jotp = args.jotp or getpass.getpass("Join one-time password for %s: " % args.host)
+    directory = os.path.dirname(os.path.abspath(args.config))
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    try:
+        with open(args.ca, "rb") as fh:
+            ca_pem = fh.read()
+        x509.load_pem_x509_certificate(ca_pem)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--ca %s: not a PEM certificate (%s)" % (args.ca, exc)) from None
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, args.host)]))
+           .sign(key, hashes.SHA256()))
+    paths = {name: os.path.join(directory, name) for name in ("ca.pem", "host.pem", "host.key")}
+    _write(paths["ca.pem"], ca_pem, 0o644)
+    client = Client(args.server, paths["ca.pem"], None, None, args.connect_timeout, 30)
+    try:
+        status, answer = client.request("/v1/join", {
+            "host": args.host, "jotp": jotp,
+            "csr": csr.public_bytes(serialization.Encoding.PEM).decode()})
+    except Unreachable as exc:
+        raise ConfigError("join failed: %s" % exc) from None
+    finally:
+        client.close()
+    if status != 200 or answer.get("status") != "ok":
+        raise ConfigError("join refused: %s" % answer.get("message") or answer.get("error"))
+    cert = answer["certificate"].encode()
+    x509.load_pem_x509_certificate(cert)
+    _write(paths["host.key"], key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()), 0o600)
+    _write(paths["host.pem"], cert, 0o644)
+    _write(args.config, hostconfig.render({
+        "realm": answer.get("realm", ""), "site": answer.get("site", ""), "host": args.host,
+        "servers": ", ".join(args.server), "ca_file": paths["ca.pem"],
+        "cert_file": paths["host.pem"], "key_file": paths["host.key"]}).encode(), 0o644)
+    out.write("joined realm %s as %s; config %s\n" % (answer.get("realm"), args.host, args.config))
+    return 0
+
+
+def _write(path, data, mode):
+    with StateFile.lock(path, allowed_mode=0o644, create_mode=mode) as state:
+        state.replace(data)
+    os.chmod(path, mode)
