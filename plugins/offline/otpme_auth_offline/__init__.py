@@ -1,0 +1,400 @@
+"""offline: log in with no server, from an encrypted cache written after an online login.
+
+Enabled by ``cache_login_tokens`` (cache after online logins, and use the
+cache when no server answers) or ``unlock_via_offline_token`` (answer from the
+cache without asking the server: screen unlock).
+
+* post-login, after an **online** success: the pinned token (if any) must be
+  the one that logged in, else the login is refused; then every offline entry
+  of the server's answer (``LOGIN_ANSWER``) is cached, keyed from what the
+  user typed (the password; for a password with a second factor the code is
+  split off), with the KDF parameters of ``offline_key_func`` /
+  ``check_offline_pass_strength``.  A one-time-code counter never goes back:
+  the higher of the cached and the server's ``last_counter`` is kept.
+* verify_fallback, only when **online was UNAVAILABLE**: unlock the user's
+  cache with what was typed; a second-factor code is checked against the
+  cached OTP secret and counter under the file's lock (one-time offline too).
+  ALLOW covers ``online``; a wrong password or code, a tampered, expired or
+  throttled cache is a final DENY; no cache for the user is UNAVAILABLE.  The
+  cached server answer goes to ``ctx.stash[LOGIN_ANSWER]`` (with the session
+  when it was kept, and ``offline: []``), so sessionkeep, automount and
+  greeting work offline as online.
+* pre-auth, with ``unlock_via_offline_token``: when the user has a usable
+  cache, ``OFFLINE_FIRST`` keeps the online plugin from asking the server.
+
+Nothing heavy at import: argon2, cryptography and json are imported inside
+the functions that need them.  See README.md and docs/offline.md.
+"""
+
+from otpme_auth import (
+    PASSWORD, Key, LoginRefused, StateFileError, abstain, allow, deny, flag, hookimpl, path,
+)
+from otpme_auth import unavailable as unavailable_decision  # the hook has an argument named so
+from otpme_auth.keys import LOGIN_ANSWER, OFFLINE_FIRST
+
+from .cache import DEFAULT_ROOT, CacheError
+from .keyfunc import CHECK_OFFLINE_PASS_STRENGTH, OFFLINE_KEY_FUNC
+
+NAME = "offline"
+#: Token types whose cache is keyed from what is typed at the prompt.
+TYPED_TYPES = ("password", "totp", "hotp")
+#: Time steps either side accepted for TOTP, counters ahead for HOTP (the server's defaults).
+TOTP_WINDOW = 1
+HOTP_LOOKAHEAD = 10
+PAYLOAD_VERSION = 1
+_WARM_UP = Key("offline.warm_up", "the thread importing the crypto modules; offline only")
+
+
+class CodeRefused(CacheError):
+    """The one-time code typed with the password is wrong, missing or already used."""
+
+
+@hookimpl
+def otpme_auth_declare_options():
+    return [
+        flag("cache_login_tokens", "cache the tokens the server allows offline after an online "
+             "login, and log in from that cache when no server answers", enables=True),
+        OFFLINE_KEY_FUNC,
+        CHECK_OFFLINE_PASS_STRENGTH,
+        flag("unlock_via_offline_token", "check logins (screen unlock) against the offline cache "
+             "only, without asking the server", enables=True),
+        path("offline_cache_dir", DEFAULT_ROOT, "directory of the offline cache (root-owned 0700)"),
+    ]
+
+
+@hookimpl
+def otpme_auth_add_cli_commands(subparsers):
+    from .tool import add_commands  # CLI only: never on the login path
+    add_commands(subparsers)
+
+
+def open_cache(options):
+    """The :class:`~.cache.OfflineCache` of the line (tests replace this to set a clock)."""
+    from .cache import OfflineCache
+    return OfflineCache(options.offline_cache_dir)
+
+
+# ---------------------------------------------------------------------------
+# pre-auth: unlock_via_offline_token
+# ---------------------------------------------------------------------------
+
+def _warm_up():
+    """Import the crypto modules in the background (see :func:`otpme_auth_pre_auth`)."""
+    try:
+        import json  # noqa: F401
+        import argon2.low_level  # noqa: F401
+        import cryptography.hazmat.primitives.ciphers.aead  # noqa: F401
+    except Exception:   # the real import, later, reports it properly
+        pass
+
+
+@hookimpl
+def otpme_auth_pre_auth(ctx, options):
+    # Every path of this plugin needs argon2 and cryptography (~25 ms of imports): load
+    # them in a daemon thread while the user types and online talks to the server,
+    # so an offline login costs little more than its key derivation.
+    # It is joined before the PAM call returns (post_login / login_failed): no thread may
+    # outlive the call into an embedding application's interpreter shutdown.
+    import threading
+    thread = threading.Thread(target=_warm_up, name="otpme-offline-imports", daemon=True)
+    thread.start()
+    ctx.stash[_WARM_UP] = thread
+    if not options.unlock_via_offline_token:
+        return None
+    import os
+    import time
+    cache = open_cache(options)
+    try:
+        usable = []
+        for token in _candidates(cache, ctx.user):
+            header = cache.info(ctx.user, token)   # not authenticated: only to decide whom to ask
+            if header is not None and time.time() < min(header.expires, header.unused_until()):
+                usable.append(token)
+    except (CacheError, StateFileError, ValueError) as exc:
+        hint = ""
+        if os.geteuid() != 0:
+            hint = (" (this program runs PAM as uid %d; the cache is root-only, so a screen "
+                    "locker that is not root cannot use unlock_via_offline_token)" % os.geteuid())
+        return deny("unlock_via_offline_token: cannot read the offline cache: %s%s" % (exc, hint),
+                    final=True)
+    if usable:
+        ctx.stash[OFFLINE_FIRST] = "unlock_via_offline_token"
+        ctx.log.debug("unlock_via_offline_token: %s has an offline cache; the server is not asked"
+                      % ctx.user, NAME)
+    return None
+
+
+def _candidates(cache, user):
+    """The cached typed tokens of ``user`` to try: the pinned one alone if pinned."""
+    import json
+    pinned = cache.pinned(user)
+    tokens = [pinned] if pinned else cache.list_tokens(user)
+    found = []
+    for token in tokens:
+        header = cache.info(user, token)
+        if header is None:
+            continue
+        try:
+            kind = json.loads(header.public or b"{}").get("type")
+        except (ValueError, AttributeError):
+            kind = None  # not authenticated yet: a bad public part fails the unlock anyway
+        if kind in TYPED_TYPES:
+            found.append((header.last_used, token))
+    # Most recently used first: usually the one the user types.
+    return [t for _, t in sorted(found, reverse=True)]
+
+
+# ---------------------------------------------------------------------------
+# verify_fallback: the offline login
+# ---------------------------------------------------------------------------
+
+@hookimpl
+def otpme_auth_verify_fallback(ctx, options, unavailable):
+    if "online" not in unavailable:
+        return abstain("only stands in for online")
+    typed = ctx.credentials.get(PASSWORD)
+    if typed is None:
+        return _unavailable("nothing was typed for the offline cache")
+    cache = open_cache(options)
+    try:
+        tokens = _candidates(cache, ctx.user)
+    except (CacheError, StateFileError, ValueError) as exc:
+        return _refuse(ctx, exc)
+    if not tokens:
+        return _unavailable("no offline cache for %s" % ctx.user)
+    params = _unlock_params(options)
+    failure = None
+    for token in tokens:
+        try:
+            unlocked = cache.unlock(ctx.user, token, typed, change=_code_checker(cache),
+                                    params=params)
+        except (CacheError, StateFileError, ValueError) as exc:
+            failure = exc
+            from .cache import DecryptFailed, NoCache
+            if isinstance(exc, (DecryptFailed, NoCache, CodeRefused)):
+                continue  # another cached token may be the one typed
+            break
+        answer = _answer(unlocked.payload)
+        if answer is None:
+            return _refuse(ctx, CacheError("offline cache of %s token %s: the payload is not "
+                                           "this version's" % (ctx.user, token)))
+        ctx.stash[LOGIN_ANSWER] = answer
+        return allow("offline cache of token %s unlocked" % token, covers=("online",))
+    return _refuse(ctx, failure)
+
+
+def _unavailable(reason):
+    return unavailable_decision(reason)
+
+
+def _refuse(ctx, exc):
+    import os
+    text = str(exc)
+    if isinstance(exc, StateFileError) and os.geteuid() != 0:
+        text += " (running as uid %d: the offline cache is root-only)" % os.geteuid()
+    ctx.log.warning("offline login of %s refused: %s" % (ctx.user, text), NAME)
+    return deny("offline: %s" % text, user_message="Offline login failed.", final=True)
+
+
+def _unlock_params(options):
+    """The parameters the line wants now, when they do not depend on the password's policy."""
+    from .keyfunc import choose_params
+    check = options.check_offline_pass_strength
+    if check is not None:
+        # The score needs the policy the server sent; re-encryption waits for the next online login.
+        return None
+    return choose_params(options.offline_key_func)
+
+
+def _answer(payload):
+    """The cached server answer from a payload, as online puts it in LOGIN_ANSWER."""
+    import json
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("v") != PAYLOAD_VERSION:
+        return None
+    answer = data.get("answer")
+    if not isinstance(answer, dict):
+        return None
+    return dict(answer, offline=[])   # nothing to cache again from an offline login
+
+
+def _otp_part(entry):
+    """The one-time-code parameters of a cached entry, or None."""
+    if entry.get("type") == "password":
+        second = entry.get("second_factor")
+        return second if isinstance(second, dict) else None
+    if entry.get("type") in ("totp", "hotp"):
+        return entry
+    return None
+
+
+def _code_checker(cache):
+    """``change(payload, code)`` for unlock(): check and consume the code, under the lock."""
+    def change(payload, code):
+        import json
+        data = json.loads(payload)
+        otp = _otp_part(data.get("entry") or {})
+        if otp is None:
+            return None
+        if code is None:
+            raise CodeRefused("no one-time code was typed after the password")
+        counter = match_code(otp, code.reveal(), cache.clock())
+        if counter is None:
+            raise CodeRefused("the one-time code is wrong or was already used (counter %d)"
+                              % int(otp.get("last_counter", -1)))
+        otp["last_counter"] = counter
+        return json.dumps(data, separators=(",", ":")).encode()
+    return change
+
+
+def match_code(otp, code, now):
+    """The counter at which ``code`` is valid and unused, or None (every candidate compared)."""
+    from otpme_auth.otp.base32 import b32decode
+    from otpme_auth.otp.hotp import codes_equal, hotp
+    try:
+        secret = b32decode(otp["secret"])
+        digits = int(otp.get("digits", 6))
+        algorithm = str(otp.get("algorithm", "SHA1"))
+        last = int(otp.get("last_counter", -1))
+        if otp.get("type") == "totp":
+            step = int(now) // int(otp.get("period", 30))
+            first, end = step - TOTP_WINDOW, step + TOTP_WINDOW
+        else:
+            first, end = last + 1, last + HOTP_LOOKAHEAD
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if len(code) != digits or not code.isdigit():
+        return None
+    found = None
+    for counter in range(max(first, last + 1, 0), end + 1):
+        if codes_equal(hotp(secret, counter, digits=digits, algorithm=algorithm), code) \
+                and found is None:
+            found = counter
+    return found
+
+
+# ---------------------------------------------------------------------------
+# post-login: pinning and caching after an online login
+# ---------------------------------------------------------------------------
+
+def _settle(ctx):
+    thread = ctx.stash.pop(_WARM_UP, None)
+    if thread is not None:
+        thread.join(10)
+
+
+@hookimpl
+def otpme_auth_login_failed(ctx, options, decision):
+    _settle(ctx)
+
+
+@hookimpl
+def otpme_auth_post_login(ctx, options):
+    _settle(ctx)
+    if ctx.offline:
+        return None
+    answer = ctx.stash.get(LOGIN_ANSWER)
+    if not isinstance(answer, dict):
+        return None
+    from .cache import PinMismatch
+    cache = open_cache(options)
+    token = answer.get("token")
+    try:
+        if isinstance(token, str) and token:
+            cache.check_pin(ctx.user, token)
+    except PinMismatch as exc:
+        raise LoginRefused(str(exc), "This host accepts only your pinned token.") from None
+    except (CacheError, StateFileError, ValueError) as exc:
+        # Without the pin we cannot know whether this token may log in here: fail closed.
+        raise LoginRefused("cannot check the pinned offline token: %s" % exc) from None
+    if not options.cache_login_tokens:
+        return None
+    entries = answer.get("offline")
+    if not isinstance(entries, list) or not entries:
+        return None
+    typed = ctx.credentials.get(PASSWORD)
+    if typed is None:
+        ctx.log.info("nothing typed: no offline cache written", NAME)
+        return None
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        try:
+            _store(ctx, options, cache, answer, entry, typed)
+        except (CacheError, StateFileError, ValueError) as exc:
+            ctx.log.warning("offline cache of %s token %s not written: %s"
+                            % (ctx.user, entry.get("token"), exc), NAME)
+    return None
+
+
+def _store(ctx, options, cache, answer, entry, typed):
+    import json
+    import time
+    from .cache import split_typed
+    from .keyfunc import choose_params
+    from .strength import Policy
+    token, kind = entry.get("token"), entry.get("type")
+    if not isinstance(token, str) or kind not in TYPED_TYPES:
+        ctx.log.info("token %s (%s): not cached here (only typed tokens: %s)"
+                     % (token, kind, ", ".join(TYPED_TYPES)), NAME)
+        return
+    otp = _otp_part(entry)
+    digits = int(otp.get("digits", 6)) if otp else 0
+    key_material, _ = split_typed(typed, digits)
+    check = options.check_offline_pass_strength
+    score = None
+    if check is not None:
+        sent = answer.get("password_policy")
+        if check.policy == "auto" or (isinstance(sent, dict) and sent.get("name") == check.policy):
+            policy = Policy.from_server(sent)
+        else:
+            policy = Policy(check.policy)
+        score = policy.score(key_material.decode("utf-8", "replace"))
+        if not policy.acceptable(score):
+            ctx.log.warning("offline cache of %s token %s not written: the password's strength "
+                            "score %d is below the policy's minimum %d"
+                            % (ctx.user, token, score, policy.min_score), NAME)
+            return
+    params = choose_params(options.offline_key_func, check, score)
+    entry = json.loads(json.dumps(entry))   # our own copy
+    if otp is not None:
+        otp = _otp_part(entry)
+        otp["last_counter"] = max(int(otp.get("last_counter", -1)),
+                                  _cached_counter(ctx, cache, token, typed))
+    kept = dict(answer)
+    kept.pop("offline", None)
+    session = answer.get("session")
+    if entry.get("session_keep") and isinstance(session, dict):
+        kept["session"] = dict(session, started=time.time())
+    else:
+        kept["session"] = None
+    payload = json.dumps({"v": PAYLOAD_VERSION, "entry": entry, "answer": kept},
+                         separators=(",", ":")).encode()
+    public = json.dumps({"type": kind}).encode()
+    expiry = entry.get("expiry")
+    unused = entry.get("unused_expiry")
+    if not isinstance(expiry, (int, float)) or not isinstance(unused, (int, float)):
+        raise ValueError("the server sent no expiry for it")
+    cache.store(ctx.user, token, typed, payload, int(unused), int(expiry), params,
+                otp_digits=digits, public=public)
+    ctx.log.debug("offline cache of %s token %s written (%r)" % (ctx.user, token, params), NAME)
+
+
+def _cached_counter(ctx, cache, token, typed):
+    """The ``last_counter`` of the token's current cache, or -1 (costs one key derivation).
+
+    Codes used offline advance only the cached counter; the server may be behind it.
+    """
+    import json
+    try:
+        if cache.info(ctx.user, token) is None:
+            return -1
+        unlocked = cache.unlock(ctx.user, token, typed)
+        otp = _otp_part(json.loads(unlocked.payload).get("entry") or {})
+        return int(otp.get("last_counter", -1)) if otp else -1
+    except (CacheError, StateFileError, ValueError, TypeError, AttributeError) as exc:
+        ctx.log.debug("previous offline counter of token %s not read: %s" % (token, exc), NAME)
+        return -1

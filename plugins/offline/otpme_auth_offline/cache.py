@@ -1,0 +1,694 @@
+"""The offline cache: per-user, per-token files, encrypted and authenticated.
+
+Layout under ``root`` (default ``/var/cache/otpme-auth/offline``, 0700 root)::
+
+    <root>/<user>/                 0700 root   one directory per user
+    <root>/<user>/token.<token>    0600 root   one cache file per token
+    <root>/<user>/pin              0600 root   the pinned token's name (if pinned)
+    <root>/<user>/failures         0600 root   failed offline attempts (throttling)
+
+Names are kept readable: letters, digits and ``._-@`` stay, every other byte
+of the UTF-8 name is written ``%XX`` (so ``alice/pass`` is ``alice%2Fpass``).
+
+Every file goes through :mod:`otpme_auth.statefile` (no symlink followed,
+owner and mode checked, locked, replaced atomically).  Directories are
+created 0700 and checked (a directory, ours, no group/other bits) on every
+use.
+
+A cache file (format version 1, all integers big-endian)::
+
+    offset size
+     0      8   magic  b"OTPMEOFC"
+     8      1   version (1)
+     9      1   KDF id (1 = Argon2i)
+    10      4   iterations
+    14      4   memory KiB
+    18      1   threads
+    19     16   salt (random per cache; new on every store())
+    35      1   AEAD id (1 = AES-256-GCM)
+    36     12   nonce (random per write)
+    48      8   created        (Unix seconds)
+    56      8   last used      (Unix seconds; the unused expiry counts from it)
+    64      8   expires        (absolute, Unix seconds)
+    72      4   unused expiry  (seconds)
+    76      1   otp digits     (trailing characters of the typed text that are a code)
+    77      2   public length n
+    79      n   public bytes   (e.g. an HMAC challenge: readable before unlocking)
+    79+n        ciphertext of the payload, with the 16-byte GCM tag
+
+The associated data of the AEAD is a context label, the whole header (bytes
+0 to 79+n) and the user and token names (length-prefixed).  So an edited
+header byte, a file moved to another user or token, or an expiry pushed back
+fails authentication.  A wrong secret fails in the same way: AES-GCM cannot
+tell the two apart, so both are :class:`DecryptFailed` (the user is told the
+credentials are wrong; the log line says "wrong secret, or the file was
+altered").  What *can* be told apart without the key is reported as such:
+a file too short or with a bad magic, an unknown version or id, parameters
+out of range (:class:`CacheCorrupt`).  Header fields are never trusted before
+authentication: expiry is checked only after a successful decryption.
+
+Throttling (per user, before the key is derived): the attempt is counted
+*before* the KDF runs (so parallel guesses are counted too, and a crash
+mid-attempt counts as a failure).  After ``free`` (3) failures in a row each
+attempt must wait ``base * 2**(failures - free)`` seconds (5 s, 10 s, 20 s, ...,
+at most ``cap`` = 900 s) after the previous attempt, else :class:`Throttled`.
+A successful unlock, or a store() after an online login, resets the count.
+"""
+
+import errno
+import os
+import struct
+import time
+
+from otpme_auth.errors import OtpmeAuthError, StateFileError
+from otpme_auth.statefile import StateFile, open_dir
+from otpme_auth.statefile import read as read_state
+
+from .keyfunc import (FUNCTIONS, KEY_LEN, MAX_ITERATIONS, MAX_MEM_KIB, MAX_THREADS,
+                      MIN_MEM_KIB, SALT_LEN, KdfParams, derive_key)
+
+DEFAULT_ROOT = "/var/cache/otpme-auth/offline"
+MAGIC = b"OTPMEOFC"
+VERSION = 1
+KDF_IDS = {1: "Argon2_i"}
+AEAD_AES256GCM = 1
+NONCE_LEN = 12
+TAG_LEN = 16
+MAX_PAYLOAD = 256 * 1024
+MAX_PUBLIC = 4096
+MAX_NAME = 200
+_FIXED = struct.Struct(">8sBBIIB16sB12sQQQIBH")
+HEADER_LEN = _FIXED.size   # 79
+_AD_LABEL = b"otpme-auth offline cache v1\0"
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+_TOKEN_PREFIX = "token."
+
+
+# --------------------------------------------------------------------------
+# Errors: small and flat; texts name user, token and file, never a secret.
+# --------------------------------------------------------------------------
+
+class CacheError(OtpmeAuthError):
+    """Base of the offline cache's errors (PAM_AUTH_ERR)."""
+
+    pam_code = "AUTH_ERR"
+
+
+class NoCache(CacheError):
+    """There is no cache for this user and token."""
+
+
+class CacheCorrupt(CacheError):
+    """The file cannot be a valid cache (detected without the key): truncated, bad magic, ..."""
+
+
+class UnknownVersion(CacheCorrupt):
+    """The file has a format version this code does not read."""
+
+
+class DecryptFailed(CacheError):
+    """Authentication failed: the secret is wrong, or the file was altered (indistinguishable)."""
+
+
+class CacheExpired(CacheError):
+    """The cache is past its absolute or unused expiry (it has been removed)."""
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.kind = kind   # "absolute" or "unused"
+
+
+class Throttled(CacheError):
+    """Too many failed offline attempts; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PinMismatch(CacheError):
+    """Another token than the pinned one was used."""
+
+
+class CacheRefused(CacheError):
+    """store() was asked for something it will not write (no secret to key it, too big)."""
+
+
+# --------------------------------------------------------------------------
+# Names and the header
+# --------------------------------------------------------------------------
+
+def encode_name(name, what="name"):
+    """A user or token name as one safe path component (injective, readable)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("the %s must be non-empty text" % what)
+    if "\0" in name:
+        raise ValueError("the %s must not contain NUL" % what)
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the %s is not valid text" % what) from None
+    if len(raw) > MAX_NAME:
+        raise ValueError("the %s is longer than %d bytes" % (what, MAX_NAME))
+    if name in (".", ".."):
+        raise ValueError("the %s must not be '.' or '..'" % what)
+    return "".join(chr(b) if b in _SAFE else "%%%02X" % b for b in raw)
+
+
+def decode_name(text):
+    """Inverse of :func:`encode_name` (raises ValueError on a foreign file name)."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "%":
+            part = text[i + 1:i + 3]
+            if len(part) != 2 or not all(c in "0123456789ABCDEF" for c in part):
+                raise ValueError("bad escape")
+            out.append(int(part, 16))
+            i += 3
+        else:
+            out.append(ord(text[i]))
+            i += 1
+    return out.decode("utf-8")
+
+
+class Header:
+    """The parsed header of a cache file.  Not trusted until :meth:`OfflineCache.unlock`
+    authenticated it (``authenticated`` says which)."""
+
+    __slots__ = ("version", "params", "salt", "aead", "nonce", "created", "last_used",
+                 "expires", "unused_expiry", "otp_digits", "public", "authenticated")
+
+    def __init__(self, params, salt, nonce, created, last_used, expires, unused_expiry,
+                 otp_digits=0, public=b"", aead=AEAD_AES256GCM, version=VERSION):
+        self.version = version
+        self.params = params
+        self.salt = salt
+        self.aead = aead
+        self.nonce = nonce
+        self.created = created
+        self.last_used = last_used
+        self.expires = expires
+        self.unused_expiry = unused_expiry
+        self.otp_digits = otp_digits
+        self.public = public
+        self.authenticated = False
+
+    def pack(self):
+        kdf_id = {v: k for k, v in KDF_IDS.items()}[self.params.name]
+        return _FIXED.pack(MAGIC, self.version, kdf_id, self.params.iterations,
+                           self.params.memory_kib, self.params.threads, self.salt, self.aead,
+                           self.nonce, self.created, self.last_used, self.expires,
+                           self.unused_expiry, self.otp_digits, len(self.public)) + self.public
+
+    def unused_until(self):
+        return self.last_used + self.unused_expiry
+
+    def __repr__(self):
+        return ("<Header v%d %r created=%d last_used=%d expires=%d unused_expiry=%d "
+                "otp_digits=%d%s>" % (self.version, self.params, self.created, self.last_used,
+                                      self.expires, self.unused_expiry, self.otp_digits,
+                                      "" if self.authenticated else " (not authenticated)"))
+
+
+def parse(data, where="cache file"):
+    """Split ``data`` into (Header, header bytes, ciphertext).
+
+    Raises :class:`CacheCorrupt` (or :class:`UnknownVersion`) only; the
+    header is *not* authenticated by this.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise CacheCorrupt("%s: not bytes" % where)
+    if len(data) < 9:
+        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
+    if data[:8] != MAGIC:
+        raise CacheCorrupt("%s is not an offline cache file (bad magic)" % where)
+    if data[8] != VERSION:
+        raise UnknownVersion("%s has format version %d; this version reads %d"
+                             % (where, data[8], VERSION))
+    if len(data) < HEADER_LEN:
+        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
+    (_, version, kdf_id, iterations, memory, threads, salt, aead, nonce, created, last_used,
+     expires, unused_expiry, digits, public_len) = _FIXED.unpack_from(data)
+    if kdf_id not in KDF_IDS:
+        raise CacheCorrupt("%s: unknown key function id %d" % (where, kdf_id))
+    if aead != AEAD_AES256GCM:
+        raise CacheCorrupt("%s: unknown cipher id %d" % (where, aead))
+    if not (1 <= iterations <= MAX_ITERATIONS and 1 <= threads <= MAX_THREADS
+            and max(MIN_MEM_KIB, 8 * threads) <= memory <= MAX_MEM_KIB):
+        raise CacheCorrupt("%s: key function parameters out of range (t=%d m=%d p=%d)"
+                           % (where, iterations, memory, threads))
+    if digits > 10:
+        raise CacheCorrupt("%s: %d code digits is out of range 0-10" % (where, digits))
+    if public_len > MAX_PUBLIC:
+        raise CacheCorrupt("%s: public part of %d bytes is too long" % (where, public_len))
+    end = HEADER_LEN + public_len
+    if len(data) < end + TAG_LEN:
+        raise CacheCorrupt("%s is truncated (%d bytes, at least %d expected)"
+                           % (where, len(data), end + TAG_LEN))
+    params = KdfParams(KDF_IDS[kdf_id], iterations, memory, threads)
+    header = Header(params, bytes(salt), bytes(nonce), created, last_used, expires,
+                    unused_expiry, digits, bytes(data[HEADER_LEN:end]), aead, version)
+    return header, bytes(data[:end]), bytes(data[end:])
+
+
+def _ad(header_bytes, user, token):
+    u, t = user.encode("utf-8"), token.encode("utf-8")
+    return b"".join((_AD_LABEL, struct.pack(">I", len(header_bytes)), header_bytes,
+                     struct.pack(">H", len(u)), u, struct.pack(">H", len(t)), t))
+
+
+def _seal(key, header, user, token, payload):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # lazy
+    header_bytes = header.pack()
+    return header_bytes + AESGCM(key).encrypt(header.nonce, bytes(payload),
+                                              _ad(header_bytes, user, token))
+
+
+def _open(key, header_bytes, ciphertext, nonce, user, token):
+    from cryptography.exceptions import InvalidTag  # lazy
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, _ad(header_bytes, user, token))
+    except InvalidTag:
+        return None
+
+
+def _secret_bytes(secret):
+    """Text of a Secret, str or bytes -> bytes (never logged, never in an error)."""
+    if hasattr(secret, "reveal"):
+        secret = secret.reveal()
+    if isinstance(secret, str):
+        # surrogatepass: odd text from an application still keys deterministically.
+        return secret.encode("utf-8", "surrogatepass")
+    if isinstance(secret, (bytes, bytearray)):
+        return bytes(secret)
+    raise TypeError("the secret must be a Secret, text or bytes")
+
+
+def split_typed(secret, otp_digits):
+    """(static part, code) of what was typed: the last ``otp_digits`` characters are the code.
+
+    The key is derived from the static part only (a password, a PIN, a card's
+    response); the code changes at every login and is checked against the
+    OTP secret inside the payload.  Returns (bytes, str or None).
+    """
+    if hasattr(secret, "reveal"):
+        secret = secret.reveal()
+    if not otp_digits:
+        return _secret_bytes(secret), None
+    if len(secret) <= otp_digits:
+        return b"", None
+    code = secret[-otp_digits:]
+    if isinstance(code, (bytes, bytearray)):
+        code = bytes(code).decode("ascii", "replace")   # codes are digits
+    return _secret_bytes(secret[:-otp_digits]), code
+
+
+class Unlocked:
+    """What a successful :meth:`OfflineCache.unlock` returns."""
+
+    __slots__ = ("payload", "header", "code")
+
+    def __init__(self, payload, header, code):
+        self.payload = payload    # bytes (what store() was given, or the last change)
+        self.header = header      # authenticated Header
+        self.code = code          # the typed one-time code (Secret) or None
+
+    def __repr__(self):
+        return "<Unlocked %d bytes %r>" % (len(self.payload), self.header)
+
+
+class Throttle:
+    """The throttling policy (see the module docstring)."""
+
+    __slots__ = ("free", "base", "cap")
+
+    def __init__(self, free=3, base=5.0, cap=900.0):
+        self.free = free
+        self.base = base
+        self.cap = cap
+
+    def delay(self, failures):
+        """Seconds an attempt must wait after the previous one, given ``failures`` so far."""
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2.0 ** min(failures - self.free, 64))
+
+
+# --------------------------------------------------------------------------
+# The cache
+# --------------------------------------------------------------------------
+
+class OfflineCache:
+    """The cache of one machine.
+
+    :param root: the cache directory (created 0700 if missing).
+    :param clock: returns the Unix time; tests inject their own.
+    :param throttle: a :class:`Throttle`.
+    :param lock_timeout: seconds to wait for another login's lock.
+    """
+
+    def __init__(self, root=DEFAULT_ROOT, clock=time.time, throttle=None, lock_timeout=10.0):
+        self.root = os.path.abspath(root)
+        self.clock = clock
+        self.throttle = throttle if throttle is not None else Throttle()
+        self.lock_timeout = lock_timeout
+        self.owner = os.geteuid()
+
+    def __repr__(self):
+        return "<OfflineCache %s>" % self.root
+
+    # -- paths ------------------------------------------------------------
+
+    def _now(self, now):
+        return int(self.clock() if now is None else now)
+
+    def _check_dir(self, path, fd, strict):
+        st = os.fstat(fd)
+        if st.st_uid != self.owner:
+            raise StateFileError("%s must be owned by uid %d, not %d" % (path, self.owner, st.st_uid))
+        bad = st.st_mode & (0o077 if strict else 0o022)
+        if bad:
+            raise StateFileError("%s has mode %04o; it must not have %04o"
+                                 % (path, st.st_mode & 0o7777, bad))
+
+    def _user_dir(self, user, create):
+        """The checked path of ``user``'s directory, or None if absent and not ``create``."""
+        name = encode_name(user, "user name")
+        if create:
+            try:
+                os.makedirs(self.root, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise StateFileError("cannot create %s: %s" % (self.root, exc.strerror)) from None
+        try:
+            root_fd = open_dir(self.root)
+        except StateFileError:
+            if not create and not os.path.lexists(self.root):
+                return None
+            raise
+        path = os.path.join(self.root, name)
+        try:
+            self._check_dir(self.root, root_fd, strict=False)
+            if create:
+                try:
+                    os.mkdir(name, 0o700, dir_fd=root_fd)
+                except FileExistsError:
+                    pass
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(name, flags, dir_fd=root_fd)
+            except FileNotFoundError:
+                if create:
+                    raise StateFileError("%s vanished while it was created" % path) from None
+                return None
+            except OSError as exc:
+                raise StateFileError("cannot open the directory %s: %s" % (
+                    path, "it is a symlink or not a directory, which is never followed"
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror)) from None
+            try:
+                self._check_dir(path, fd, strict=True)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(root_fd)
+        return path
+
+    def _token_path(self, udir, token):
+        return os.path.join(udir, _TOKEN_PREFIX + encode_name(token, "token name"))
+
+    def _lock(self, path):
+        return StateFile.lock(path, owner=self.owner, allowed_mode=0o600, create_mode=0o600,
+                              timeout=self.lock_timeout)
+
+    # -- store ------------------------------------------------------------
+
+    def store(self, user, token, secret, payload, expires_unused, expires_absolute, params,
+              otp_digits=0, public=b"", now=None):
+        """Write (or replace) the cache of ``user``'s ``token``: a new salt, a new key.
+
+        :param secret: what the user typed (Secret, text or bytes); with
+            ``otp_digits`` its last characters are the code and are not used.
+        :param payload: bytes (the plugin's JSON).
+        :param expires_unused: seconds the cache may stay unused.
+        :param expires_absolute: Unix time after which it is void.
+        :param params: :class:`~.keyfunc.KdfParams`.
+        :param public: bytes readable before unlocking (an HMAC challenge).
+        Also resets the user's failed-attempt count (an online login just proved
+        the secret).
+        """
+        now = self._now(now)
+        key_material, _ = split_typed(secret, otp_digits)
+        if not key_material:
+            raise CacheRefused("offline cache of %s token %s: nothing static to key it from "
+                               "(empty password or PIN); not cached" % (user, token))
+        if not isinstance(payload, (bytes, bytearray)) or len(payload) > MAX_PAYLOAD:
+            raise CacheRefused("offline cache of %s token %s: the payload must be bytes of at "
+                               "most %d" % (user, token, MAX_PAYLOAD))
+        if not isinstance(public, (bytes, bytearray)) or len(public) > MAX_PUBLIC:
+            raise CacheRefused("offline cache of %s token %s: the public part must be bytes of "
+                               "at most %d" % (user, token, MAX_PUBLIC))
+        if not isinstance(otp_digits, int) or not 0 <= otp_digits <= 10:
+            raise CacheRefused("otp_digits must be 0-10")
+        if not isinstance(params, KdfParams):
+            raise CacheRefused("params must be KdfParams")
+        udir = self._user_dir(user, create=True)
+        self._check_pin(udir, user, token)
+        salt = os.urandom(SALT_LEN)
+        key = derive_key(key_material, salt, params)
+        header = Header(params, salt, os.urandom(NONCE_LEN), now, now,
+                        max(0, min(int(expires_absolute), 2 ** 63)),
+                        max(0, min(int(expires_unused), 2 ** 32 - 1)), otp_digits, bytes(public))
+        blob = _seal(key, header, user, token, payload)
+        with self._lock(self._token_path(udir, token)) as state:
+            state.replace(blob)
+        self._reset_failures(udir)
+
+    # -- unlock -----------------------------------------------------------
+
+    def unlock(self, user, token, secret, now=None, change=None, params=None):
+        """Open ``user``'s ``token`` cache with what the user typed.
+
+        Under the file's lock (concurrent logins of one token take turns):
+        throttle check, key derivation with the header's parameters,
+        authenticated decryption, expiry check, ``change``, and a rewrite
+        that refreshes the unused expiry.
+
+        :param change: optional ``change(payload, code) -> new payload or
+            None``, called under the lock (check and record a one-time code
+            here: concurrent logins with the same code see each other's
+            change).  An exception from it propagates, nothing is written,
+            and the attempt stays counted as failed.
+        :param params: the :class:`KdfParams` the PAM line wants now; when they
+            differ from the file's, it is re-encrypted with them and a new salt.
+        :returns: :class:`Unlocked`.
+        :raises NoCache, CacheCorrupt, UnknownVersion, Throttled, DecryptFailed,
+            CacheExpired, PinMismatch, StateFileError:
+        """
+        now = self._now(now)
+        udir = self._user_dir(user, create=False)
+        where = "offline cache of %s token %s" % (user, token)
+        if udir is None:
+            raise NoCache("%s: there is none" % where)
+        self._check_pin(udir, user, token)
+        with self._lock(self._token_path(udir, token)) as state:
+            if state.data is None:
+                raise NoCache("%s: there is none" % where)
+            header, header_bytes, ciphertext = parse(state.data, where)
+            failures = self._count_attempt(udir, user, now)
+            key_material, code = split_typed(secret, header.otp_digits)
+            key = derive_key(key_material, header.salt, header.params) if key_material else None
+            payload = _open(key, header_bytes, ciphertext, header.nonce, user, token) \
+                if key is not None else None
+            if payload is None:
+                raise DecryptFailed("%s: wrong secret, or the file was altered (authentication "
+                                    "failed); failed attempt %d" % (where, failures))
+            header.authenticated = True
+            expired = None
+            if now >= header.expires:
+                expired = "absolute"
+            elif now >= header.unused_until():
+                expired = "unused"
+            if expired:
+                self._unlink(udir, state.name)
+                self._reset_failures(udir)
+                raise CacheExpired("%s: expired (%s expiry) and removed; log in online to "
+                                   "renew it" % (where, expired), expired)
+            if code is not None:
+                from otpme_auth.context import Secret
+                code = Secret(code, "plugin")
+            if change is not None:
+                new = change(payload, code)
+                if new is not None:
+                    if not isinstance(new, (bytes, bytearray)) or len(new) > MAX_PAYLOAD:
+                        raise CacheRefused("%s: change() must return bytes of at most %d"
+                                           % (where, MAX_PAYLOAD))
+                    payload = bytes(new)
+            if params is not None and params != header.params:
+                header.params = params
+                header.salt = os.urandom(SALT_LEN)
+                key = derive_key(key_material, header.salt, params)
+            header.last_used = max(now, header.last_used)
+            header.nonce = os.urandom(NONCE_LEN)
+            state.replace(_seal(key, header, user, token, payload))
+            self._reset_failures(udir)
+            return Unlocked(payload, header, code)
+
+    def update(self, user, token, secret, payload, now=None):
+        """Re-encrypt ``token``'s cache with a new ``payload`` (same key; one KDF run)."""
+        return self.unlock(user, token, secret, now=now, change=lambda old, code: payload)
+
+    # -- reading without the key -----------------------------------------
+
+    def info(self, user, token):
+        """The (unauthenticated) header of a cache, or None: for show-offline-token."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return None
+        path = self._token_path(udir, token)
+        data = read_state(path, owner=self.owner, allowed_mode=0o600)
+        if data is None:
+            return None
+        return parse(data, "offline cache of %s token %s" % (user, token))[0]
+
+    def list_tokens(self, user):
+        """Sorted names of the tokens ``user`` has a cache for."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return []
+        fd = open_dir(udir)
+        try:
+            names = os.listdir(fd)
+        finally:
+            os.close(fd)
+        tokens = []
+        for name in names:
+            if name.startswith(_TOKEN_PREFIX):
+                try:
+                    tokens.append(decode_name(name[len(_TOKEN_PREFIX):]))
+                except (ValueError, UnicodeDecodeError):
+                    continue  # not ours (a leftover temp file is ".token...tmp")
+        return sorted(tokens)
+
+    def remove(self, user, token):
+        """Remove ``token``'s cache; True if there was one."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return False
+        with self._lock(self._token_path(udir, token)) as state:
+            if state.data is None:
+                return False
+            self._unlink(udir, state.name)
+            return True
+
+    def _unlink(self, udir, name):
+        fd = open_dir(udir)
+        try:
+            os.unlink(name, dir_fd=fd)
+            os.fsync(fd)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
+    # -- pinning ----------------------------------------------------------
+
+    def pin(self, user, token):
+        """Pin ``token``: from now on only it may log ``user`` in (online or offline)."""
+        udir = self._user_dir(user, create=False)
+        if udir is None or token not in self.list_tokens(user):
+            raise NoCache("cannot pin %s token %s: it has no offline cache on this host"
+                          % (user, token))
+        with self._lock(os.path.join(udir, "pin")) as state:
+            state.replace(token.encode("utf-8") + b"\n")
+
+    def unpin(self, user):
+        """Remove ``user``'s pin; True if there was one."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return False
+        with self._lock(os.path.join(udir, "pin")) as state:
+            if state.data is None:
+                return False
+            self._unlink(udir, "pin")
+            return True
+
+    def pinned(self, user):
+        """The token ``user`` is pinned to, or None."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return None
+        return self._read_pin(udir, user)
+
+    def _read_pin(self, udir, user):
+        path = os.path.join(udir, "pin")
+        data = read_state(path, owner=self.owner, allowed_mode=0o600)
+        if data is None:
+            return None
+        try:
+            token = data.decode("utf-8").rstrip("\n")
+            encode_name(token)
+        except (UnicodeDecodeError, ValueError):
+            raise CacheCorrupt("%s is not a token name; refusing every token of %s until "
+                               "it is fixed" % (path, user)) from None
+        return token
+
+    def check_pin(self, user, token):
+        """Raise :class:`PinMismatch` if ``user`` is pinned to another token than ``token``."""
+        udir = self._user_dir(user, create=False)
+        if udir is not None:
+            self._check_pin(udir, user, token)
+
+    def _check_pin(self, udir, user, token):
+        pinned = self._read_pin(udir, user)
+        if pinned is not None and pinned != token:
+            raise PinMismatch("%s is pinned to token %s on this host; token %s is refused"
+                              % (user, pinned, token))
+
+    # -- throttling -------------------------------------------------------
+
+    def failures(self, user):
+        """(failed attempts in a row, time of the last attempt) for ``user``."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return 0, 0
+        return self._parse_failures(read_state(os.path.join(udir, "failures"),
+                                               owner=self.owner, allowed_mode=0o600))
+
+    def _parse_failures(self, data):
+        if data is None:
+            return 0, 0
+        try:
+            count, last = data.decode("ascii").split()
+            count, last = int(count), int(last)
+            if count < 0 or last < 0:
+                raise ValueError
+            return count, last
+        except (ValueError, UnicodeDecodeError):
+            # Root-only file, so this is a bug or disk damage: throttle, don't reset.
+            return self.throttle.free, 0
+
+    def _count_attempt(self, udir, user, now):
+        """Refuse if throttled, else count this attempt; returns the new count."""
+        with self._lock(os.path.join(udir, "failures")) as state:
+            count, last = self._parse_failures(state.data)
+            delay = self.throttle.delay(count)
+            # min(): a clock set back must not lock the user out for longer than the delay.
+            wait = min(delay, last + delay - now) if delay else 0
+            if wait > 0:
+                raise Throttled("offline login of %s: %d failed attempts; next attempt allowed "
+                                "in %d s" % (user, count, -(-wait // 1)), wait)
+            count += 1
+            state.replace(b"%d %d\n" % (count, now))
+            return count
+
+    def _reset_failures(self, udir):
+        with self._lock(os.path.join(udir, "failures")) as state:
+            if state.data is not None and state.data != b"0 0\n":
+                state.replace(b"0 0\n")
+
+    def reset_failures(self, user):
+        """Forget ``user``'s failed attempts (an online login succeeded)."""
+        udir = self._user_dir(user, create=False)
+        if udir is not None:
+            self._reset_failures(udir)
