@@ -200,3 +200,43 @@ def test_offline_first_keeps_the_server_out_of_it(run_login, site, make_plugin):
                        user="alice", answers=[PW])
     assert result.code == "AUTHINFO_UNAVAIL"   # the server, which would accept, was not asked
     assert "not asked: unlock_via_offline_token" in result.ctx.decisions[0].reason
+
+
+def test_no_tls_is_loaded_when_no_server_answers(tmp_path):
+    """An offline login (every server down) pays nothing for TLS."""
+    from otpme_auth.testing.imports import heavy, login_imports
+    conf = tmp_path / "host.conf"
+    conf.write_text("realm = r\nhost = h\nservers = 127.0.0.1:%d\nca_file = /x\ncert_file = /x\n"
+                    "key_file = /x\n" % _closed_port())
+    os.chmod(conf, 0o644)
+    code, modules = login_imports(tmp_path / "probe", ["online", "host_config=%s" % conf,
+                                                       "connect_timeout=1"])
+    assert code == "AUTHINFO_UNAVAIL"
+    assert heavy(modules, ("ssl", "_ssl", "json")) == []
+
+
+def test_an_untrusted_server_certificate_is_unavailable(run_login, site, tmp_path):
+    """A server whose certificate the pinned CA did not sign is no server of ours."""
+    realm, line = site
+    conf = line.split("host_config=")[1]
+    other_ca = tmp_path / "other-ca.pem"
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the realm")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    other_ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    text = open(conf).read()
+    ca_line = [x for x in text.splitlines() if x.startswith("ca_file")][0]
+    open(conf, "w").write(text.replace(ca_line, "ca_file = %s" % other_ca))
+    result = login(run_login, line, [PW])
+    assert result.code == "AUTHINFO_UNAVAIL"
+    assert any("certificate not trusted" in x for x in result.log)
