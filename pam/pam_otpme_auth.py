@@ -10,9 +10,13 @@ import sys
 SITE_DIRS = []
 CACHE_DIR = '/var/cache/otpme-auth'
 
+# The installation's packages come first: pam_python embeds Debian's interpreter,
+# whose dist-packages (an older python3-cryptography, say) must not shadow them.
+_system = list(sys.path)
 for _dir in SITE_DIRS:
     if _dir not in sys.path:
         site.addsitedir(_dir)
+sys.path[:] = [_p for _p in sys.path if _p not in _system] + _system
 
 from otpme_auth import pam_entry as _entry  # noqa: E402
 

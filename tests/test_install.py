@@ -43,3 +43,17 @@ def test_script_imports_under_debians_python(tmp_path):
          "import runpy; ns = runpy.run_path(%r); print(callable(ns['pam_sm_authenticate']))"
          % str(tmp_path / SCRIPT_NAME)], capture_output=True, text=True)
     assert proc.stdout.strip() == "True", proc.stderr + repr(site_dirs())
+
+
+def test_the_installation_comes_before_debians_packages(tmp_path):
+    """An older Debian package (python3-cryptography) must not shadow the installed one."""
+    from otpme_auth.install import install, site_dirs
+    install(str(tmp_path), cache_dir=str(tmp_path / "c"), out=open(os.devnull, "w"))
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c",
+         "import runpy, sys; runpy.run_path(%r); print('\\n'.join(sys.path))"
+         % str(tmp_path / SCRIPT_NAME)], capture_output=True, text=True)
+    paths = proc.stdout.split()
+    ours = min(paths.index(d) for d in site_dirs() if d in paths)
+    debian = [i for i, p in enumerate(paths) if p.startswith("/usr/lib/python3")]
+    assert debian and ours < min(debian), paths
