@@ -88,6 +88,10 @@ def main():
         offline = installed("offline")
         if offline:
             options += " cache_login_tokens offline_cache_dir=%s" % os.path.join(work, "offline")
+        if installed("sessionkeep"):
+            # before the greeting options: post-login hooks run in line order, and
+            # sessionkeep words the greeting (session restored / started)
+            options += " sessionkeep session_dir=%s" % os.path.join(work, "run", "%u")
         if installed("greeting"):
             options += " online_greeting offline_greeting show_errors message_timeout=0"
         if installed("mkhomedir"):

@@ -11,10 +11,13 @@ HOME_DIRECTORY = Key("home_directory", "the home directory created or found by m
 OFFLINE_FIRST = Key("offline_first", "set (to a reason) in pre-auth by a plugin that will answer "
                     "from the offline cache without the server (unlock_via_offline_token); "
                     "written by offline, read by online, which then does not contact the server")
+PROMPT_HINT = Key("prompt_hint", "the prompt for the main secret when no server can word it "
+                  "(e.g. 'Password+OTP: ' for a cached token with a second factor); written by "
+                  "offline in pre-auth from its cache, read by online when unreachable")
 LOGIN_ANSWER = Key("login_answer", "the server's answer to a successful online login (a dict: "
                    "user, token, token_type, session, offline, shares, auto_mount, greeting, "
                    "password_policy; docs/protocol.md); written by online, read by offline, "
                    "sessionkeep, automount")
 
 __all__ = ["PASSWORD", "ONE_TIME_CODE", "GREETING", "HOME_DIRECTORY", "LOGIN_ANSWER",
-           "OFFLINE_FIRST", "Key"]
+           "OFFLINE_FIRST", "PROMPT_HINT", "Key"]

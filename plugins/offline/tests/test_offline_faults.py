@@ -240,6 +240,17 @@ def test_one_time_code_offline_and_concurrent_logins(pam_harness, system_user, r
     assert site.run(typed).code == "AUTH_ERR"      # and stays used
 
 
+def test_offline_prompt_asks_for_the_code_too(pam_harness, system_user, realm):
+    """With the server down, the prompt still says what to type: the cache has a code."""
+    site = Site(realm, pam_harness, system_user, second_factor="totp")
+    fresh_step()
+    first = site.run(site.typed())
+    assert first.ok and "Password+OTP:" in first.output
+    realm.stop()
+    result = site.run(site.typed(time.time() + 30))
+    assert result.ok and "Password+OTP:" in result.output
+
+
 def test_concurrent_wrong_offline_logins_all_counted(pam_harness, system_user, realm):
     site = Site(realm, pam_harness, system_user)
     assert site.run(PW).ok

@@ -22,7 +22,7 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
 from otpme_auth import (
     ConfigError, Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
 )
-from otpme_auth.keys import GREETING, LOGIN_ANSWER, OFFLINE_FIRST
+from otpme_auth.keys import GREETING, LOGIN_ANSWER, OFFLINE_FIRST, PROMPT_HINT
 
 NAME = "online"
 _CLIENT = Key("online.client", "the connection of this login, or None when unreachable")
@@ -102,7 +102,9 @@ def otpme_auth_collect_credentials(ctx, options):
     typed = [m for m in ctx.stash.get(_METHODS, ())
              if m.get("password_required") or m.get("otp_len")]
     if ctx.stash.get(_CLIENT) is None or not typed:
-        prompt = "Password: "  # unreachable: the offline cache needs what the user types
+        # Unreachable: the offline cache needs what the user types, worded as its
+        # plugin suggests (a cached second factor: "Password+OTP: ").
+        prompt = ctx.stash.get(PROMPT_HINT) or "Password: "
     else:
         prompt = typed[0].get("prompt") or "Password: "
         if not isinstance(prompt, str) or len(prompt) > 80:
