@@ -61,8 +61,8 @@ class SecretFileError(OtpError):
 
 # -- C library semantics, so that odd values are read as the peer reads them ------
 
-def _strtoul(s: str, i: int) -> tuple[int, int, bool]:
-    """C ``strtoul(s+i, &end, 10)``: returns (value, end, overflowed)."""
+def _scan_integer(s: str, i: int) -> tuple[bool, int, int]:
+    """Where C's ``strtol``/``strtoul`` find the number in ``s[i:]``: (negative, start, end)."""
     n = len(s)
     j = i
     while j < n and s[j] in _WS:
@@ -74,6 +74,12 @@ def _strtoul(s: str, i: int) -> tuple[int, int, bool]:
     k = j
     while k < n and "0" <= s[k] <= "9":
         k += 1
+    return neg, j, k
+
+
+def _strtoul(s: str, i: int) -> tuple[int, int, bool]:
+    """C ``strtoul(s+i, &end, 10)``: returns (value, end, overflowed)."""
+    neg, j, k = _scan_integer(s, i)
     if k == j:
         return 0, i, False
     value = int(s[j:k])
@@ -86,17 +92,7 @@ def _strtoul(s: str, i: int) -> tuple[int, int, bool]:
 
 def _strtol(s: str, i: int = 0) -> int:
     """C ``strtol(s+i, NULL, 10)`` with clamping, no error reporting (as the peer uses it)."""
-    n = len(s)
-    j = i
-    while j < n and s[j] in _WS:
-        j += 1
-    neg = False
-    if j < n and s[j] in "+-":
-        neg = s[j] == "-"
-        j += 1
-    k = j
-    while k < n and "0" <= s[k] <= "9":
-        k += 1
+    neg, j, k = _scan_integer(s, i)
     if k == j:
         return 0
     value = -int(s[j:k]) if neg else int(s[j:k])
