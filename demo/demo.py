@@ -1,7 +1,8 @@
 """The README's demo: a realm on this machine, then logins through real libpam.
 
 1. initialise a realm on the embedded server (SQLite), add a user with a
-   password token whose second factor is TOTP, offline caching enabled;
+   password token whose second factor is a TOTP token with a PIN (seed 001
+   section 27: the user types password + PIN + code), offline caching enabled;
 2. add this host to the realm and join it (the host's own key, the realm CA pinned);
 3. log in through real libpam (pam_wrapper + pam_python + pamtester): online;
 4. stop the server and log in again: offline, from the encrypted cache
@@ -70,12 +71,13 @@ def main():
             subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", USER], check=True)
             created_user = True
 
-        say("1. a realm on the embedded server (SQLite), a user with password + TOTP")
+        say("1. a realm on the embedded server (SQLite), a user with password + PIN + TOTP")
         realm = Realm(os.path.join(work, "realm"))
-        secret = realm.add_user(USER, PASSWORD, second_factor="totp", offline=True,
-                                session_keep=True)
-        print("   realm example.org in %s; user %s, token %s/pass (password + TOTP, offline on)"
-              % (realm.server_dir, USER, USER))
+        # The TOTP token's PIN is generated and shown once, as to the administrator.
+        secret, pin = realm.add_user(USER, PASSWORD, second_factor="totp", offline=True,
+                                     session_keep=True, pin=True)
+        print("   realm example.org in %s; user %s, token %s/pass (password + PIN + TOTP, "
+              "offline on); the TOTP token's PIN: %s" % (realm.server_dir, USER, USER, pin))
 
         say("2. this host joins the realm")
         jotp = realm.add_host("demo-host", tokens=["%s/pass" % USER])
@@ -99,25 +101,25 @@ def main():
         pam.service("demo", pam.line(options))
         print("   PAM line: " + pam.line(options, log=False))
 
-        say("3. log in online: password and the TOTP code in one prompt")
-        show(pam.run("demo", USER, answers=[PASSWORD + current_code(secret)]))
+        say("3. log in online: the user types password + PIN + code in one prompt")
+        show(pam.run("demo", USER, answers=[PASSWORD + pin + current_code(secret)]))
         if os.path.isdir(home):
             st = os.stat(home)
             print("   home %s created, owner %s, mode %o"
                   % (home, pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o7777))
 
         say("   a wrong password is refused (the server says why: show_errors)")
-        show(pam.run("demo", USER, answers=["not the password" + current_code(secret)]))
+        show(pam.run("demo", USER, answers=["not the password" + pin + current_code(secret)]))
 
         say("4. the server stops")
         realm.stop()
         if offline:
-            say("   log in again, offline, with a new code")
+            say("   log in again, offline: password + PIN + a new code")
             time.sleep(30 - time.time() % 30 + 0.1)  # the next time step: codes are one-time
-            show(pam.run("demo", USER, answers=[PASSWORD + current_code(secret)]))
+            show(pam.run("demo", USER, answers=[PASSWORD + pin + current_code(secret)]))
         else:
             say("   without the offline plugin, the login is unavailable")
-            show(pam.run("demo", USER, answers=[PASSWORD + current_code(secret)]))
+            show(pam.run("demo", USER, answers=[PASSWORD + pin + current_code(secret)]))
 
         say("5. a misspelt option fails closed")
         pam.service("broken", pam.line(options + " cache_login_tokenz"))

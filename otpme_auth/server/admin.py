@@ -17,13 +17,16 @@ from .errors import InvalidValue, ServerError
 from .store import Store
 
 USAGE = """objects and verbs:
-  user   add NAME [--no-login-token] | del | show [NAME] | list | enable | disable
+  user   add NAME [--no-login-token] [--no-pin]  (login token NAME/login: TOTP with a PIN)
+         del | show [NAME] | list | enable | disable
          auto_disable NAME +1m|+2h|+3D|+1W|0 | unblock NAME [ACCESSGROUP]
          enable_auto_mount | disable_auto_mount | add_share/remove_share NAME SHARE
          add_policy/remove_policy NAME POLICY
   token  add USER/TOKEN --type password|totp|hotp|hmac|ssh [SSH_PUBLIC_KEY]
-         [--digits N] [--period S] [--algorithm SHA1] | del | show [NAME] | list [USER]
+         [--digits N] [--period S] [--algorithm SHA1] [--pin-len N | --no-pin]
+         (totp/hotp get a PIN by default: typed PIN+code) | del | show [NAME] | list [USER]
          password NAME [-]  (generate, or read from stdin) | enable | disable
+         pin NAME [-]  (new PIN: generate, or read from stdin) | enable_pin | disable_pin
          enable_offline | disable_offline | enable_session_keep | disable_session_keep
          2f_token NAME TOKEN | enable_2f | disable_2f | auto_disable NAME WHEN
          add_policy/remove_policy NAME POLICY
@@ -109,7 +112,8 @@ class Admin:
         self.p(f"user {name} added")
         if not opts.no_login_token:
             shown = realm.token_add(c, self.box, self.passwords, f"{name}/login", "totp",
-                                    realm=self.cfg["realm"])
+                                    realm=self.cfg["realm"], pin=not opts.no_pin,
+                                    pin_len=opts.pin_len)
             self._print_shown(f"{name}/login", "totp", shown)
 
     def user_del(self, c, args, opts):
@@ -198,6 +202,8 @@ class Admin:
                 self.p(qr)
         elif "secret" in shown:
             self.p(f"token {name}: HMAC-SHA1 smartcard secret (shown once): {shown['secret']}")
+        if "pin" in shown:
+            self.p(f"token {name}: PIN (shown once): {shown['pin']} (type the PIN, then the code)")
 
     def token_add(self, c, args, opts):
         name, key = self._args(args, 1, "token add USER/TOKEN --type TYPE [SSH_PUBLIC_KEY]", 1)
@@ -210,9 +216,12 @@ class Admin:
             raise InvalidValue(f"token '{name}': no secret on the command line; use '-' to read it from stdin")
         if opts.replace and c.get("token", name):
             realm.token_del(c, name)
+        # OTP tokens get a PIN unless --no-pin (seed 001: PIN+OTP at the prompt).
+        pin = opts.type in ("totp", "hotp") and not opts.no_pin
         shown = realm.token_add(c, self.box, self.passwords, name, opts.type, password=password,
                                 public_key=key, digits=opts.digits, period=opts.period,
-                                algorithm=opts.algorithm, realm=self.cfg["realm"])
+                                algorithm=opts.algorithm, realm=self.cfg["realm"],
+                                pin=pin, pin_len=opts.pin_len)
         self.p(f"token {name} ({opts.type}) added")
         self._print_shown(name, opts.type, shown)
 
@@ -227,7 +236,7 @@ class Admin:
         (name,) = self._args(args, 1, "token show USER/TOKEN")
         tok = c.need("token", name)
         # Hashes and secrets are never shown.
-        self._show("token", name, tok, skip=("hash", "secret"))
+        self._show("token", name, tok, skip=("hash", "secret", "pin_hash"))
         row = c.one("SELECT last_counter FROM otp_state WHERE token = ?", (name,))
         if tok["type"] in ("totp", "hotp") and row:
             self.p(f"  last_used_{'step' if tok['type'] == 'totp' else 'counter'}: {row[0]}")
@@ -247,6 +256,27 @@ class Admin:
         self.p(f"token {name}: password set")
         if generated:
             self.p(f"token {name}: generated password (shown once): {generated}")
+
+    def token_pin(self, c, args, opts):
+        name, value = self._args(args, 1, "token pin USER/TOKEN [-]", 1)
+        if value not in (None, "-"):
+            raise InvalidValue(f"token '{name}': no PIN on the command line (visible in ps); "
+                               "give '-' and type it on stdin")
+        pin = self._read_secret(f"token '{name}'") if value == "-" else None
+        generated = realm.token_pin(c, self.box, self.passwords, name, pin, opts.pin_len)
+        self.p(f"token {name}: PIN set and enabled")
+        if generated:
+            self.p(f"token {name}: PIN (shown once): {generated}")
+
+    def token_enable_pin(self, c, args, opts):
+        (name,) = self._args(args, 1, "token enable_pin USER/TOKEN")
+        realm.token_enable_pin(c, name, True)
+        self.p(f"token {name}: PIN enabled (type PIN+code at the prompt)")
+
+    def token_disable_pin(self, c, args, opts):
+        (name,) = self._args(args, 1, "token disable_pin USER/TOKEN")
+        realm.token_enable_pin(c, name, False)
+        self.p(f"token {name}: PIN disabled (type the bare code at the prompt)")
 
     def _token_flag(self, c, args, verb, **changes):
         (name,) = self._args(args, 1, f"token {verb} USER/TOKEN")
@@ -285,7 +315,8 @@ class Admin:
     def token_enable_2f(self, c, args, opts):
         (name,) = self._args(args, 1, "token enable_2f USER/TOKEN")
         realm.token_enable_2f(c, name, True)
-        self.p(f"token {name}: second factor enabled (type password+code at the prompt)")
+        self.p(f"token {name}: second factor enabled (type password+code at the prompt, "
+               "password+PIN+code when the second factor has a PIN)")
 
     def token_disable_2f(self, c, args, opts):
         (name,) = self._args(args, 1, "token disable_2f USER/TOKEN")
@@ -519,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=int, default=30)
     p.add_argument("--algorithm", default="SHA1")
     p.add_argument("--no-login-token", action="store_true", help="user add: no default TOTP token")
+    p.add_argument("--no-pin", action="store_true",
+                   help="token add / user add: an OTP token without a PIN (takes the bare code)")
+    p.add_argument("--pin-len", type=int, default=4, help="digits of a generated PIN (4..12)")
     p.add_argument("-r", "--replace", action="store_true", help="token add: replace an existing token")
     p.add_argument("object")
     p.add_argument("verb")

@@ -46,9 +46,16 @@ REASONS = {
 
 # What an unknown user's pre-auth looks like: a user with one plain password token.
 DEFAULT_METHODS = [{"type": "password", "password_required": True, "otp_len": 0,
-                    "second_factor": None, "prompt": "Password: "}]
+                    "second_factor": None, "pin_required": False, "prompt": "Password: "}]
 # Verified for unknown users so their refusal costs as much as a known user's.
 _DUMMY_HASH_PW = "otpme-auth dummy password"
+
+
+def pin_len(tok: dict) -> int:
+    """Digits of an OTP token's PIN typed before the code; 0 when it has none (or it is off)."""
+    if tok.get("pin_enabled") and tok.get("pin_hash"):
+        return int(tok.get("pin_len") or 0)
+    return 0
 
 
 class Refused(Exception):
@@ -266,20 +273,25 @@ class Engine:
             t = tok["type"]
             if t == "password":
                 second = by_name.get(tok.get("2f_token") or "") if tok.get("2f_enabled") else None
+                pin = bool(second and pin_len(second))
                 m = {"type": "password", "password_required": True,
                      "otp_len": second["digits"] if second else 0,
                      "second_factor": second["type"] if second else None,
-                     "prompt": "Password+OTP: " if second else "Password: "}
+                     "pin_required": pin,
+                     "prompt": ("Password+PIN+OTP: " if pin else "Password+OTP: ") if second
+                     else "Password: "}
             elif t in ("totp", "hotp"):
+                pin = bool(pin_len(tok))
                 m = {"type": t, "password_required": False, "otp_len": tok["digits"],
-                     "second_factor": None, "prompt": "OTP: "}
+                     "second_factor": None, "pin_required": pin,
+                     "prompt": "PIN+OTP: " if pin else "OTP: "}
             else:
                 cid = secrets.token_urlsafe(24)
                 value = secrets.token_hex(32)
                 expires = now + self.cfg["challenge_ttl"]
                 challenges.append((cid, user, name, host_name, t, value, expires))
                 m = {"type": t, "password_required": False, "otp_len": 0, "second_factor": None,
-                     "challenge_id": cid, "challenge": value, "expires": expires}
+                     "pin_required": False, "challenge_id": cid, "challenge": value, "expires": expires}
                 if t == "ssh":
                     m["public_key"] = tok["public_key"]
                 methods.append(m)
@@ -409,26 +421,38 @@ class Engine:
                 ok = verify_ssh_signature(tok["public_key"], resp, bytes.fromhex(value))
             return (c_tok, []) if ok else (None, [])
         typed = req["password"]
-        # OTP tokens first: no argon2 cost for a code.
-        for name, tok in sorted(toks.items()):
-            if tok["type"] in ("totp", "hotp") and len(typed) == tok["digits"] and typed.isdigit():
-                c = self._otp_match(name, tok, counters, typed, now)
-                if c is not None:
-                    return name, [(name, c)]
         loop = asyncio.get_running_loop()
+        # OTP tokens first: no argon2 cost for a code or a PIN+code.
+        for name, tok in sorted(toks.items()):
+            if tok["type"] not in ("totp", "hotp") or not typed.isdigit():
+                continue
+            pl = pin_len(tok)
+            if len(typed) != pl + tok["digits"]:
+                continue
+            c = self._otp_match(name, tok, counters, typed[pl:], now)
+            # The PIN is checked whether the code matched or not (the answer's timing
+            # says nothing about the code), and a wrong PIN leaves the code unconsumed.
+            if pl and not self._pin_ok(name, tok, typed[:pl]):
+                continue
+            if c is not None:
+                return name, [(name, c)]
         for name, tok in sorted(toks.items()):
             if tok["type"] != "password":
                 continue
-            pw, code, second = typed, None, None
+            pw, code, second, pin = typed, None, None, None
             if tok.get("2f_enabled"):
                 second = tok.get("2f_token")
                 if second not in toks:
                     continue  # never degrade to the password alone
                 d = toks[second]["digits"]
-                if len(typed) <= d:
+                pl = pin_len(toks[second])
+                if len(typed) <= d + pl:
                     continue
                 pw, code = typed[:-d], typed[-d:]
-            if not await loop.run_in_executor(self._cpu, self.passwords.verify, tok["hash"], pw):
+                if pl:  # password+PIN+code
+                    pw, pin = pw[:-pl], pw[-pl:]
+            if not await loop.run_in_executor(self._cpu, self._password_ok, name, tok, pw,
+                                              second, toks.get(second), pin):
                 continue
             if second is None:
                 return name, []
@@ -436,6 +460,20 @@ class Engine:
             if c is not None:
                 return name, [(second, c)]
         return None, []
+
+    def _pin_ok(self, name: str, tok: dict, pin: str) -> bool:
+        # A keyed hash, compared in constant time: what protects a 4-digit PIN at rest is
+        # the key in store.key, not a slow hash (docs/server.md), so a PIN+code login
+        # stays as fast as a code alone.
+        return hmac.compare_digest(tok["pin_hash"], self.box.pin_input(name, pin))
+
+    def _password_ok(self, name, tok, pw, second, stok, pin) -> bool:
+        """Password (and the second factor's PIN): both are always checked, so the
+        time taken does not tell which of the two was wrong."""
+        ok = self.passwords.verify(tok["hash"], pw)
+        if pin is not None:
+            ok = self._pin_ok(second, stok, pin) and ok
+        return ok
 
     def _offline(self, name, tok, toks, counters, consume, now) -> dict:
         used = dict(consume)
@@ -446,7 +484,9 @@ class Engine:
         def otp_params(n, t):
             p = {"token": n, "type": t["type"], "secret": base64.b32encode(self._secret(n, t)).decode(),
                  "digits": t["digits"], "algorithm": t.get("algorithm", "SHA1"),
-                 "last_counter": used.get(n, counters.get(n, -1))}
+                 "last_counter": used.get(n, counters.get(n, -1)),
+                 # Not the PIN: it is typed before the code and keys the client's cache.
+                 "pin_required": bool(pin_len(t))}
             if t["type"] == "totp":
                 p["period"] = t["period"]
             return p

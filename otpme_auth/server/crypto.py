@@ -162,6 +162,7 @@ class SecretBox:
             raise ConfigError("store key must be 32 bytes")
         self._aead = AESGCM(key)
         self._mac_key = hashlib.sha256(b"otpme-auth jotp\0" + key).digest()
+        self._pin_key = hashlib.sha256(b"otpme-auth pin\0" + key).digest()
 
     @classmethod
     def from_dir(cls, directory: str) -> "SecretBox":
@@ -185,6 +186,15 @@ class SecretBox:
     def join_digest(self, host: str, jotp: str) -> str:
         """Keyed hash of a JOTP (random, 100+ bits, so a keyed SHA-256 suffices)."""
         return hmac.new(self._mac_key, f"{host}\0{jotp}".encode(), hashlib.sha256).hexdigest()
+
+    def pin_input(self, token: str, pin: str) -> str:
+        """A token PIN as stored: HMAC-SHA256 of (token, PIN) under a key from store.key.
+
+        A 4-digit PIN falls to 10,000 guesses at any hash cost; keyed from
+        store.key, a copy of the database alone cannot test PINs at all, and a
+        hash moved to another token does not verify.
+        """
+        return hmac.new(self._pin_key, f"{token}\0{pin}".encode(), hashlib.sha256).hexdigest()
 
 
 class Passwords:
@@ -212,6 +222,11 @@ def random_password(length: int = 16) -> str:
     """A generated password from an unambiguous alphabet."""
     alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def random_pin(length: int = 4) -> str:
+    """A generated token PIN: ``length`` random digits."""
+    return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
 def random_jotp() -> str:

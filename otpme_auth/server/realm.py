@@ -13,11 +13,12 @@ import urllib.parse
 
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from .crypto import Passwords, SecretBox, random_jotp, random_password
+from .crypto import Passwords, SecretBox, random_jotp, random_password, random_pin
 from .errors import InvalidValue
 from .protocol import HOST_RE, NAME_RE
 
 TOKEN_TYPES = ("password", "totp", "hotp", "hmac", "ssh")
+PIN_LEN_MIN, PIN_LEN_MAX, PIN_LEN_DEFAULT = 4, 12, 4
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400}
 
@@ -138,11 +139,14 @@ def blocks(c, name: str) -> list[tuple[str, int, float]]:
 def token_add(c, box: SecretBox, passwords: Passwords, name: str, ttype: str, *,
               password: str | None = None, public_key: str | None = None,
               digits: int = 6, period: int = 30, algorithm: str = "SHA1",
-              secret: bytes | None = None, realm: str = "otpme-auth") -> dict:
+              secret: bytes | None = None, realm: str = "otpme-auth",
+              pin: bool | str | None = None, pin_len: int = PIN_LEN_DEFAULT) -> dict:
     """Create a token; returns what to show the administrator once.
 
-    The returned dict may hold the generated password, the otpauth URI or the HMAC
-    secret: the caller prints it and forgets it; nothing of it is stored in clear.
+    The returned dict may hold the generated password, the otpauth URI, the HMAC
+    secret or the generated PIN: the caller prints it and forgets it; nothing of it
+    is stored in clear.  ``pin`` (TOTP/HOTP only): True generates one of ``pin_len``
+    digits, a string sets it, None/False gives a token that takes the bare code.
     """
     user, _ = split_token(name)
     c.need("user", user)
@@ -176,6 +180,11 @@ def token_add(c, box: SecretBox, passwords: Passwords, name: str, ttype: str, *,
             params["counter"] = 0
         shown["uri"] = f"otpauth://{ttype}/{label}?{urllib.parse.urlencode(params)}"
         shown["secret"] = b32
+        data.update({"pin_hash": None, "pin_len": 0, "pin_enabled": False})
+        if pin:
+            generated = _set_pin(box, passwords, name, data, None if pin is True else pin, pin_len)
+            if generated:
+                shown["pin"] = generated
     elif ttype == "hmac":
         secret = secret or os.urandom(20)
         data["secret"] = box.seal(secret, name)
@@ -184,6 +193,8 @@ def token_add(c, box: SecretBox, passwords: Passwords, name: str, ttype: str, *,
         if not public_key:
             raise InvalidValue(f"token '{name}': an ssh token needs the public key")
         data["public_key"] = normalize_ssh_key(name, public_key)
+    if pin and ttype not in ("totp", "hotp"):
+        raise InvalidValue(f"token '{name}': only totp and hotp tokens have a PIN")
     c.insert("token", name, data, owner=user)
     # TOTP counts steps, HOTP counts counters; -1 means nothing used yet.
     c.execute("DELETE FROM otp_state WHERE token = ?", (name,))
@@ -223,6 +234,42 @@ def token_password(c, passwords: Passwords, name: str, password: str | None) -> 
     tok["hash"] = passwords.hash(password)
     c.update("token", name, tok)
     return generated
+
+
+def _set_pin(box, passwords, name, tok, pin, length) -> str | None:
+    """Hash ``pin`` (or a generated one) into ``tok`` and enable it; returns the generated PIN."""
+    generated = None
+    if pin is None:
+        if not PIN_LEN_MIN <= length <= PIN_LEN_MAX:
+            raise InvalidValue(f"token '{name}': PIN length must be {PIN_LEN_MIN}..{PIN_LEN_MAX}")
+        pin = generated = random_pin(length)
+    elif not (pin.isascii() and pin.isdigit() and PIN_LEN_MIN <= len(pin) <= PIN_LEN_MAX):
+        raise InvalidValue(f"token '{name}': a PIN is {PIN_LEN_MIN} to {PIN_LEN_MAX} digits")
+    # The length is not secret: the server needs it to split PIN from code.
+    tok.update({"pin_hash": box.pin_input(name, pin), "pin_len": len(pin),
+                "pin_enabled": True})
+    return generated
+
+
+def token_pin(c, box: SecretBox, passwords: Passwords, name: str, pin: str | None,
+              length: int = PIN_LEN_DEFAULT) -> str | None:
+    """Set (and enable) an OTP token's PIN; returns the generated one when none was given."""
+    tok = c.need("token", name)
+    if tok["type"] not in ("totp", "hotp"):
+        raise InvalidValue(f"token '{name}' is a {tok['type']} token; only totp and hotp tokens have a PIN")
+    generated = _set_pin(box, passwords, name, tok, pin, length)
+    c.update("token", name, tok)
+    return generated
+
+
+def token_enable_pin(c, name: str, on: bool) -> None:
+    tok = c.need("token", name)
+    if tok["type"] not in ("totp", "hotp"):
+        raise InvalidValue(f"token '{name}' is a {tok['type']} token; only totp and hotp tokens have a PIN")
+    if on and not tok.get("pin_hash"):
+        raise InvalidValue(f"token '{name}' has no PIN; set one with 'token pin {name}'")
+    tok["pin_enabled"] = on
+    c.update("token", name, tok)
 
 
 def token_second_factor(c, name: str, second: str | None) -> None:

@@ -57,22 +57,29 @@ class Realm:
         return self._run(_script("otpme-auth-admin"), "--dir", self.server_dir, *args, stdin=stdin)
 
     def add_user(self, user, password, token="pass", second_factor=None, offline=False,
-                 session_keep=False):
-        """A user with a password token (``second_factor``: "totp"); returns the TOTP secret."""
+                 session_keep=False, pin=False):
+        """A user with a password token (``second_factor``: "totp"); returns the TOTP secret.
+
+        The second factor has no PIN (typed: password+code) unless ``pin=True``: then
+        it gets a generated PIN (typed: password+PIN+code) and (secret, pin) is returned.
+        """
         self.admin("user", "add", user, "--no-login-token")
         self.admin("token", "add", "--type", "password", "%s/%s" % (user, token), "-",
                    stdin=password + "\n")
-        secret = None
+        secret = shown_pin = None
         if second_factor:
-            out = self.admin("token", "add", "--type", second_factor, "%s/%s" % (user, second_factor))
+            out = self.admin("token", "add", "--type", second_factor, "%s/%s" % (user, second_factor),
+                             *(() if pin else ("--no-pin",)))
             secret = re.search(r"secret=([A-Z2-7]+)", out).group(1)
+            if pin:
+                shown_pin = re.search(r"PIN \(shown once\): (\d+)", out).group(1)
             self.admin("token", "2f_token", "%s/%s" % (user, token), second_factor)
             self.admin("token", "enable_2f", "%s/%s" % (user, token))
         if offline:
             self.admin("token", "enable_offline", "%s/%s" % (user, token))
         if session_keep:
             self.admin("token", "enable_session_keep", "%s/%s" % (user, token))
-        return secret
+        return (secret, shown_pin) if pin else secret
 
     def add_host(self, host, tokens=()):
         """Add ``host`` with access for ``tokens`` ("user/token"); returns its JOTP."""

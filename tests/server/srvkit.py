@@ -115,6 +115,10 @@ def shown_secret(out: str) -> str:
     return re.search(r"secret \(shown once\): (\S+)", out).group(1)
 
 
+def shown_pin(out: str) -> str:
+    return re.search(r"PIN \(shown once\): (\d+)", out).group(1)
+
+
 def shown_jotp(out: str) -> str:
     return re.search(r"join one-time password.*\(shown once\): (\S+)", out).group(1)
 

@@ -36,7 +36,7 @@ def test_same_code_concurrently_two_processes(tmp_path, backend):
     d = make_realm(tmp_path, backend)
     adm_ok(d, "accessgroup", "max_fail", "LOGIN", "0")  # the 49 losers must not block the winner
     adm_ok(d, "user", "add", "--no-login-token", "bob")
-    secret = b32(shown_secret(adm_ok(d, "token", "add", "--type", "totp", "bob/totp")))
+    secret = b32(shown_secret(adm_ok(d, "token", "add", "--type", "totp", "--no-pin", "bob/totp")))
     jotp = shown_jotp(adm_ok(d, "host", "add", "h1"))
     adm_ok(d, "host", "unlimit_logins", "h1")
     ports = [free_port(), free_port()]

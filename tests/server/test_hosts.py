@@ -8,7 +8,7 @@ import pytest
 from otpme_auth.server import otp
 
 from srvkit import (ServerProc, adm, adm_ok, b32, free_port, join, make_realm, shown_jotp,
-                      shown_secret)
+                    shown_pin, shown_secret)
 
 
 def test_host_lifecycle(realm_dir, server, tmp_path):
@@ -43,6 +43,7 @@ def test_second_factor_rules(realm_dir, server, tmp_path):
     adm_ok(d, "host", "unlimit_logins", "h1")
     out = adm_ok(d, "user", "add", "bob")  # default login token: TOTP, shown once
     assert "otpauth://totp/" in out and "bob/login" in out
+    pin = shown_pin(out)  # and its PIN (seed 001 section 6)
     adm_ok(d, "token", "add", "--type", "password", "bob/pw", "-", stdin="pw-of-bob\n")
     assert adm(d, "token", "enable_2f", "bob/pw")[0] == 2  # no second factor set yet
     assert adm(d, "token", "2f_token", "bob/pw", "pw")[0] == 2  # must be totp/hotp
@@ -52,9 +53,9 @@ def test_second_factor_rules(realm_dir, server, tmp_path):
     assert adm(d, "token", "del", "bob/login")[0] == 2  # still the second factor of bob/pw
     adm_ok(d, "-f", "token", "disable", "bob/login")
     code = otp.totp(secret, time.time())
-    assert h.auth("bob", "pw-of-bob" + code)[1]["reason"] == "token_disabled"
+    assert h.auth("bob", "pw-of-bob" + pin + code)[1]["reason"] == "token_disabled"
     adm_ok(d, "-f", "token", "enable", "bob/login")
-    body = h.auth("bob", "pw-of-bob" + code)[1]
+    body = h.auth("bob", "pw-of-bob" + pin + code)[1]
     assert body["status"] == "ok" and body["token"] == "bob/pw"
     h.close()
 

@@ -51,7 +51,7 @@ def host(realm_dir, server, tmp_path):
 
 def test_hotp_and_totp_window(realm_dir, host):
     d = realm_dir
-    hs = b32(shown_secret(adm_ok(d, "token", "add", "--type", "hotp", "carol/hotp")))
+    hs = b32(shown_secret(adm_ok(d, "token", "add", "--type", "hotp", "--no-pin", "carol/hotp")))
     assert host.auth("carol", otp.hotp(hs, 0))[1]["status"] == "ok"
     assert host.auth("carol", otp.hotp(hs, 0))[1]["reason"] == "wrong_credentials"  # used
     assert host.auth("carol", otp.hotp(hs, 5))[1]["status"] == "ok"  # look-ahead
@@ -59,10 +59,11 @@ def test_hotp_and_totp_window(realm_dir, host):
     assert host.auth("carol", otp.hotp(hs, 40))[1]["status"] == "refused"  # beyond the window
     adm_ok(d, "token", "del", "carol/hotp")
 
-    ts = b32(shown_secret(adm_ok(d, "token", "add", "--type", "totp", "--digits", "8", "carol/totp")))
+    ts = b32(shown_secret(adm_ok(d, "token", "add", "--type", "totp", "--no-pin", "--digits", "8",
+                                      "carol/totp")))
     _, pre = host.preauth("carol")
     assert pre["methods"] == [{"type": "totp", "password_required": False, "otp_len": 8,
-                               "second_factor": None, "prompt": "OTP: "}]
+                               "second_factor": None, "pin_required": False, "prompt": "OTP: "}]
     now = time.time()
     assert host.auth("carol", otp.totp(ts, now - 30, digits=8))[1]["status"] == "ok"  # one step back
     assert host.auth("carol", otp.totp(ts, now - 30, digits=8))[1]["status"] == "refused"

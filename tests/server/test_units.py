@@ -62,16 +62,17 @@ def test_init_file_modes_and_no_secrets_in_store(tmp_path):
     adm_ok(d, "user", "add", "--no-login-token", "alice")
     out = adm_ok(d, "token", "add", "--type", "password", "alice/pw")
     pw = out.split("(shown once): ")[1].split()[0]
-    out = adm_ok(d, "token", "add", "--type", "totp", "alice/totp")
+    out = adm_ok(d, "token", "add", "--type", "totp", "--pin-len", "12", "alice/totp")
     secret = out.split("(shown once): ")[1].split()[0]
+    pin = out.split("PIN (shown once): ")[1].split()[0]
     raw = open(os.path.join(d, "store.sqlite3"), "rb").read()
     wal = os.path.join(d, "store.sqlite3-wal")
     if os.path.exists(wal):
         raw += open(wal, "rb").read()
-    assert pw.encode() not in raw and secret.encode() not in raw
+    assert pw.encode() not in raw and secret.encode() not in raw and pin.encode() not in raw
     assert b"$argon2id$" in raw
     shown = adm_ok(d, "token", "show", "alice/totp") + adm_ok(d, "token", "show", "alice/pw")
-    assert "argon2" not in shown and "secret" not in shown
+    assert "argon2" not in shown and "secret" not in shown and pin not in shown
 
 
 def test_admin_errors_are_one_line(tmp_path, capsys):

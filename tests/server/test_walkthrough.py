@@ -7,7 +7,7 @@ import time
 
 from otpme_auth.server import otp
 
-from srvkit import Client, adm, adm_ok, b32, join, shown_jotp, shown_secret
+from srvkit import Client, adm, adm_ok, b32, join, shown_jotp, shown_pin, shown_secret
 
 PW = "correct horse battery"
 
@@ -121,8 +121,11 @@ def test_walkthrough(realm_dir, server, tmp_path):
     adm_ok(d, "user", "auto_disable", "alice", "0")
     ok(h1.auth("alice", PW))
 
-    # 27. TOTP as second factor of the password token, offline and session keep.
-    secret = shown_secret(adm_ok(d, "token", "add", "--type", "totp", "alice/totp"))
+    # 27. TOTP as second factor of the password token, offline and session keep: the TOTP
+    # token's PIN is shown once at add, and the user types password+PIN+OTP.
+    out = adm_ok(d, "token", "add", "--type", "totp", "alice/totp")
+    secret, pin = shown_secret(out), shown_pin(out)
+    assert len(pin) == 4 and pin.isdigit()
     adm_ok(d, "token", "2f_token", "alice/pass", "totp")
     adm_ok(d, "token", "enable_2f", "alice/pass")
     adm_ok(d, "token", "enable_offline", "alice/pass")
@@ -131,10 +134,17 @@ def test_walkthrough(realm_dir, server, tmp_path):
     adm_ok(d, "user", "add_share", "alice", "testshare")
     _, pre = h1.preauth("alice")
     assert pre["methods"] == [{"type": "password", "password_required": True, "otp_len": 6,
-                               "second_factor": "totp", "prompt": "Password+OTP: "}]
+                               "second_factor": "totp", "pin_required": True,
+                               "prompt": "Password+PIN+OTP: "}]
     refused(h1.auth("alice", PW), "wrong_credentials")  # the code is now required
     code = otp.totp(b32(secret), time.time())
-    body = ok(h1.auth("alice", PW + code))
+    refused(h1.auth("alice", PW + code), "wrong_credentials")  # and the PIN
+    wrong_pin = f"{(int(pin) + 1) % 10000:04d}"
+    refused(h1.auth("alice", PW + wrong_pin + code), "wrong_credentials")  # code not consumed
+    # A wrong PIN counts as a failed login like a wrong password: the third blocks (max_fail 3).
+    refused(h1.auth("alice", PW + pin + code), "blocked")
+    adm_ok(d, "user", "unblock", "alice")
+    body = ok(h1.auth("alice", PW + pin + code))
     assert body["session"]["keep"] is True
     assert body["shares"] == ["testshare"] and body["auto_mount"] is True
     assert "alice" in body["greeting"]
@@ -145,7 +155,18 @@ def test_walkthrough(realm_dir, server, tmp_path):
     assert off["expiry"] > time.time() and off["unused_expiry"] > 0
     assert "hash" not in str(body)
     # The same code again is a replay.
-    refused(h1.auth("alice", PW + code), "wrong_credentials")
+    refused(h1.auth("alice", PW + pin + code), "wrong_credentials")
+    # A new PIN from stdin (never argv); the old one stops working.
+    new_pin = "80417263"
+    adm_ok(d, "token", "pin", "alice/totp", "-", stdin=new_pin + "\n")
+    _, pre = h1.preauth("alice")
+    assert pre["methods"][0]["prompt"] == "Password+PIN+OTP: "
+    code2 = otp.totp(b32(secret), time.time() + 30)
+    refused(h1.auth("alice", PW + pin + code2), "wrong_credentials")
+    ok(h1.auth("alice", PW + new_pin + code2))
+    # Neither PIN is ever shown again.
+    shown = adm_ok(d, "token", "show", "alice/totp") + adm_ok(d, "token", "list", "alice")
+    assert "pin_enabled: True" in shown and new_pin not in shown and "argon2" not in shown
 
     # 19. Unlimited logins on a second host.
     h2 = join(server.port, d, "h2", shown_jotp(adm_ok(d, "host", "add", "h2")), str(tmp_path / "h2"))
@@ -162,5 +183,5 @@ def test_walkthrough(realm_dir, server, tmp_path):
     # Nothing secret in the log.
     log = server.logtext()
     assert "login refused user=alice" in log and "reason=blocked" in log
-    for s in (PW, secret, code, jotp):
+    for s in (PW, secret, code, code2, jotp, new_pin, pin + code, wrong_pin + code, new_pin + code2):
         assert s not in log

@@ -113,8 +113,21 @@ def _hint_prompt(ctx, cache):
         headers = [cache.info(ctx.user, t) for t in _candidates(cache, ctx.user)]
     except (CacheError, StateFileError, ValueError, OSError):
         return  # unreadable here: verify_fallback will say why, if it comes to that
-    if any(h is not None and h.otp_digits for h in headers):
-        ctx.stash[PROMPT_HINT] = "Password+OTP: "
+    with_code = [h for h in headers if h is not None and h.otp_digits]
+    if with_code:
+        # The most recently used one; its public part says whether a PIN precedes the code.
+        ctx.stash[PROMPT_HINT] = "Password+PIN+OTP: " if _public(with_code[0]).get("pin") \
+            else "Password+OTP: "
+
+
+def _public(header):
+    """The unauthenticated public part of a cache header (only to word the prompt)."""
+    import json
+    try:
+        data = json.loads(header.public or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _candidates(cache, user):
@@ -354,7 +367,10 @@ def _store(ctx, options, cache, answer, entry, typed):
         kept["session"] = None
     payload = json.dumps({"v": PAYLOAD_VERSION, "entry": entry, "answer": kept},
                          separators=(",", ":")).encode()
-    public = json.dumps({"type": kind}).encode()
+    public = {"type": kind}
+    if otp is not None and otp.get("pin_required"):
+        public["pin"] = True   # for the prompt when no server can say it: "Password+PIN+OTP: "
+    public = json.dumps(public).encode()
     expiry = entry.get("expiry")
     unused = entry.get("unused_expiry")
     if not isinstance(expiry, (int, float)) or not isinstance(unused, (int, float)):
