@@ -1,5 +1,10 @@
 """Logging to syslog (facility authpriv), and optionally a file.
 
+We run inside someone else's process (sshd, login, a screen locker), so we
+keep its syslog identity, as Linux-PAM's ``pam_syslog`` does, and say who we
+are in the message: ``sshd[123]: pam_otpme_auth(sshd:auth): ...``.  (Opening
+syslog with an ident of our own would relabel every later line of sshd.)
+
 We use the ``syslog`` module directly: ``logging`` costs 15 ms of import on
 the login path.  Callers pass only texts without secrets; :func:`clean`
 flattens a message to one line so a crafted user name cannot forge lines.
@@ -10,6 +15,18 @@ import syslog
 
 LEVELS = {"error": syslog.LOG_ERR, "warning": syslog.LOG_WARNING,
           "info": syslog.LOG_INFO, "debug": syslog.LOG_DEBUG}
+#: PAM function -> the module type Linux-PAM names in its log lines.
+PAM_TYPES = {"authenticate": "auth", "setcred": "auth", "acct_mgmt": "account",
+             "open_session": "session", "close_session": "session"}
+
+
+def process_ident():
+    """The application's own syslog name (glibc's default: its short program name)."""
+    try:
+        with open("/proc/self/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip() or "otpme-auth"
+    except OSError:
+        return "otpme-auth"
 
 
 def clean(text, limit=1000):
@@ -21,15 +38,17 @@ def clean(text, limit=1000):
 class Log:
     """A logger for one PAM call.  ``records`` keeps ``(level, line)`` for tests and the CLI."""
 
-    def __init__(self, service="?", debug=False, file=None, to_syslog=True):
+    def __init__(self, service="?", debug=False, file=None, to_syslog=True, function="authenticate"):
         self.service = service
+        self.prefix = "pam_otpme_auth(%s:%s): " % (clean(service, 64), PAM_TYPES.get(function, "auth"))
         self.debug_enabled = debug
         self.file = file
         self.to_syslog = to_syslog
         self.records = []
         self._secrets = []
         if to_syslog:
-            syslog.openlog("otpme-auth", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+            # Python would otherwise open syslog itself, named after sys.argv[0].
+            syslog.openlog(process_ident(), syslog.LOG_PID, syslog.LOG_AUTHPRIV)
 
     def add_secret(self, value):
         """Scrub ``value`` from every later line (defence in depth: we never log secrets)."""
@@ -43,8 +62,7 @@ class Log:
         message = str(message)
         for secret in self._secrets:
             message = message.replace(secret, "<redacted>")
-        line = "(%s) %s%s" % (clean(self.service, 64), "[%s] " % plugin if plugin else "",
-                              clean(message))
+        line = "%s%s%s" % (self.prefix, "[%s] " % plugin if plugin else "", clean(message))
         self.records.append((level, line))
         if self.to_syslog:
             syslog.syslog(syslog.LOG_AUTHPRIV | LEVELS[level], line)

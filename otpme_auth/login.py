@@ -33,7 +33,7 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
     :param args: the module arguments of the PAM line.
     :returns: an :class:`Outcome`; ``code`` is a PAM code name.
     """
-    log = log or Log(service)
+    log = log or Log(service, function=function)
     _early_log_options(args, log)
     ctx = host = None
     try:

@@ -1,5 +1,6 @@
 """Core credential handling: first-pass semantics, nullok, prompts, PAM_AUTHTOK, secrets."""
 
+import os
 import pickle
 
 import pytest
@@ -189,3 +190,38 @@ def test_rhost_reaches_plugins():
     result = run_login({"p": plugin}, "p", rhost="198.51.100.7")
     assert result.ok and seen == ["198.51.100.7"]
     assert any("authenticated alice from 198.51.100.7" in line for line in result.log)
+
+
+def test_log_lines_follow_the_pam_convention():
+    result = run_login(checker(), "pw", answers=["secret"], service="sshd")
+    assert any(line.startswith("pam_otpme_auth(sshd:auth): authenticated alice") for line in result.log)
+
+
+def test_the_applications_syslog_identity_is_kept(tmp_path):
+    """Inside sshd we must not relabel sshd's own later log lines (pam_syslog's convention).
+
+    A real syslog socket at /dev/log receives what a process logs through our Log and
+    then through plain syslog(), as the application would.
+    """
+    import socket
+    import subprocess
+    import sys
+    if os.path.exists("/dev/log") or os.geteuid() != 0:
+        pytest.skip("needs root and no syslog daemon on /dev/log (the test binds it)")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("/dev/log")
+    try:
+        code = ("import syslog\n"
+                "from otpme_auth.log import Log\n"
+                "Log('sshd').info('hello from the module')\n"
+                "syslog.syslog(syslog.LOG_INFO, 'the application logs on')\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        sock.settimeout(2)
+        lines = [sock.recv(4096).decode() for _ in range(2)]
+    finally:
+        sock.close()
+        os.unlink("/dev/log")
+    app = os.path.basename(sys.executable)[:15]
+    assert "%s[" % app in lines[0] and "pam_otpme_auth(sshd:auth): hello" in lines[0]
+    assert "%s[" % app in lines[1] and "otpme-auth" not in lines[1]
