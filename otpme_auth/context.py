@@ -64,6 +64,9 @@ class Secret:
         raise TypeError("secrets are not serialisable")
 
 
+#: Linux-PAM's flag: refuse empty passwords whatever the module's options say.
+PAM_DISALLOW_NULL_AUTHTOK = 0x1
+
 # The credential that is shared with the PAM stack as PAM_AUTHTOK.
 PASSWORD = Key("password", "what the user typed at the password prompt")
 ONE_TIME_CODE = Key("one_time_code", "a one-time code typed at its own prompt")
@@ -90,10 +93,12 @@ class LoginContext:
     and ``offline``.  They write: ``credentials``, ``stash``, ``messages``.
     """
 
-    def __init__(self, user, service, core, conversation, log, pam=None, function="authenticate"):
+    def __init__(self, user, service, core, conversation, log, pam=None, function="authenticate",
+                 flags=0):
         self.user = user
         self.service = service
         self.function = function
+        self.flags = flags          # the PAM flags of this call (PAM_SILENT, PAM_DISALLOW_NULL_AUTHTOK)
         self.core = core
         self.conversation = conversation
         self.log = log
@@ -143,8 +148,10 @@ class LoginContext:
             if share:
                 self._share_authtok = secret
         self.log.add_secret(secret.reveal())
-        if not secret and not core.nullok:
-            raise CredentialUnavailable("empty password refused (the line does not say nullok)")
+        if not secret and (not core.nullok or self.flags & PAM_DISALLOW_NULL_AUTHTOK):
+            raise CredentialUnavailable(
+                "empty password refused (%s)" % ("the application set PAM_DISALLOW_NULL_AUTHTOK"
+                                                 if core.nullok else "the line does not say nullok"))
         self.credentials[key] = secret
         return secret
 

@@ -26,7 +26,7 @@ class Outcome:
 
 
 def run(function, args, user, service, conversation, pam=None, registry=None,
-        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish"):
+        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish", flags=0):
     """Resolve the line, load the enabled plugins, run ``function``; never raises.
 
     :param function: one of :data:`FUNCTIONS`.
@@ -45,7 +45,7 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
                        DEFAULT_VERIFIERS if function == "authenticate" else ())
         plugins = [load_plugin(name, registry.load(name), view) for name, view in line.plugins]
         host = Host(plugins, log, trace=line.core.trace)
-        ctx = LoginContext(user, service, line.core, conversation, log, pam, function)
+        ctx = LoginContext(user, service, line.core, conversation, log, pam, function, flags)
         if pam is not None and pam.authtok:
             log.add_secret(pam.authtok)
         log.debug("%s for %s: plugins %s" % (function, user, ", ".join(line.plugin_names) or "none"))

@@ -59,7 +59,7 @@ def _call(function, pamh, flags, argv, cache_dir, action="establish"):
             user = None
         outcome = run(function, list(argv[1:]), user, pamh.service or "?",
                       _Conversation(pamh, bool(flags & PAM_SILENT)), PamHandleItems(pamh),
-                      cache_dir=cache_dir, action=action)
+                      cache_dir=cache_dir, action=action, flags=flags)
         return getattr(pamh, "PAM_" + outcome.code)
     except Exception:  # last line of defence: never a traceback, never success
         return pamh.PAM_SERVICE_ERR

@@ -83,6 +83,13 @@ def test_empty_password_refused_without_nullok():
     assert result.ok
 
 
+def test_the_application_can_forbid_empty_passwords_despite_nullok():
+    calls = []
+    result = run_login(checker(expected="", calls=calls), "pw nullok", answers=[""], flags=0x1)
+    assert result.code == "AUTH_ERR" and calls == []
+    assert any("PAM_DISALLOW_NULL_AUTHTOK" in line for line in result.log)
+
+
 def test_application_that_cannot_prompt_is_a_conversation_error():
     result = run_login(checker(), "pw", answers=[])
     assert result.code == "CONV_ERR"

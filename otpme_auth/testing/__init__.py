@@ -73,7 +73,8 @@ class LoginResult:
 
 
 def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",
-              service="otpme-test", action="establish", debug=True, rhost=None, tty=None):
+              service="otpme-test", action="establish", debug=True, rhost=None, tty=None,
+              flags=0):
     """Run one PAM ``function`` through the host with only ``plugins`` installed.
 
     :param plugins: ``{name: module_or_object}`` as entry points would give them.
@@ -81,6 +82,7 @@ def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function
     :param answers: what the user types, in order.
     :param authtok: PAM_AUTHTOK left by a previous module in the stack.
     :param rhost: PAM_RHOST (the remote host), ``tty``: PAM_TTY.
+    :param flags: the PAM flags the application passes (e.g. 0x1, PAM_DISALLOW_NULL_AUTHTOK).
     """
     from ..options import split_line
     if isinstance(args, str):
@@ -89,7 +91,7 @@ def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function
     pam = PamItems(authtok=authtok, rhost=rhost, tty=tty)
     log = Log(service, debug=debug, to_syslog=False)
     outcome = run(function, list(args), user, service, conversation, pam,
-                  registry=StaticRegistry(plugins), log=log, action=action)
+                  registry=StaticRegistry(plugins), log=log, action=action, flags=flags)
     return LoginResult(outcome, conversation, pam)
 
 
