@@ -43,7 +43,7 @@ def build_venv(work, packages=(), no_deps=()):
     sh(*pip, ROOT, *[os.path.join(ROOT, p) for p in packages])
     if no_deps:
         sh(*pip, "--no-deps", *[os.path.join(ROOT, p) for p in no_deps])
-    sh(os.path.join(venv, "bin", "otpme-auth"), "install-pam", "--dest", work,
+    sh(os.path.join(venv, "bin", "otpme-auth"), "install-pam", "--dest", work, "--no-snippets",
        "--cache-dir", os.path.join(work, "cache"))
     return venv
 

@@ -117,7 +117,12 @@ def cmd_login(args, out):
 
 def cmd_install_pam(args, out):
     from .install import install
-    install(args.dest, cache_dir=args.cache_dir, pamd_dir=args.pamd, out=out)
+    from .install import PAM_CONFIGS_DIR, PAMD_DIR
+    if args.no_snippets:
+        pamd, configs = None, None
+    else:
+        pamd, configs = args.pamd or PAMD_DIR, args.pam_configs or PAM_CONFIGS_DIR
+    install(args.dest, cache_dir=args.cache_dir, pamd_dir=pamd, pam_configs_dir=configs, out=out)
     return 0
 
 
@@ -147,8 +152,13 @@ def build_parser():
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="the plugin registry cache the script uses (default: %(default)s)")
     p.add_argument("--pamd", default=None, metavar="DIR",
-                   help="also write the otpme-auth, otpme-account, otpme-session snippets "
-                        "and a pam-auth-update profile under DIR (e.g. /etc/pam.d)")
+                   help="where to write the otpme-auth, otpme-account, otpme-session snippets "
+                        "(default: /etc/pam.d; inert until a service file includes them)")
+    p.add_argument("--pam-configs", default=None, metavar="DIR",
+                   help="where to write the Debian pam-auth-update profile (default: "
+                        "/usr/share/pam-configs; inert until pam-auth-update --enable otpme-auth)")
+    p.add_argument("--no-snippets", action="store_true",
+                   help="write only the entry script")
     p.set_defaults(run=cmd_install_pam)
 
     p = sub.add_parser("list-plugins", help="the installed plugins, their options and state")

@@ -138,24 +138,40 @@ def repository_files():
     return files
 
 
-def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, out=sys.stdout):
-    """Write the entry script (and, with ``pamd_dir``, the snippets); print what to use."""
+PAMD_DIR = "/etc/pam.d"
+PAM_CONFIGS_DIR = "/usr/share/pam-configs"  # Debian's pam-auth-update profiles
+
+
+def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_dir=None,
+            out=sys.stdout):
+    """Write the entry script, and the pam.d snippets / pam-auth-update profile if given dirs.
+
+    The snippets do nothing until a service file includes them, and the profile
+    (``Default: no``) until ``pam-auth-update --enable otpme-auth``.
+    """
     os.makedirs(dest, mode=0o755, exist_ok=True)
     script_path = os.path.join(os.path.abspath(dest), SCRIPT_NAME)
     _write(script_path, render_script(site_dirs(), cache_dir), 0o644)
     written = [script_path]
-    if pamd_dir:
-        for name, text in render_snippets(script_path).items():
-            path = os.path.join(pamd_dir, name)
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            _write(path, text, 0o644)
-            written.append(path)
+    for name, text in render_snippets(script_path).items():
+        if name.startswith("pam-auth-update/"):
+            directory, name = pam_configs_dir, name.split("/", 1)[1]
+        else:
+            directory = pamd_dir
+        if not directory:
+            continue
+        path = os.path.join(directory, name)
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        _write(path, text, 0o644)
+        written.append(path)
     out.write("wrote %s\n" % "\n      ".join(written))
     out.write("\nUse it in a PAM service file (one line):\n"
               "  auth [success=1 default=ignore] %s %s try_first_pass\n"
               % (PAM_PYTHON, script_path))
     if pamd_dir:
         out.write("or include the snippets: @include otpme-auth / otpme-account / otpme-session\n")
+    if pam_configs_dir:
+        out.write("or, on Debian: pam-auth-update --enable otpme-auth\n")
     out.write("Check a line first: otpme-auth check-config 'try_first_pass create_home'\n")
     return written
 

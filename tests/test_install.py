@@ -16,15 +16,24 @@ def test_repository_pam_files_are_the_generators_output():
 
 
 def test_install_pam_writes_script_and_snippets(tmp_path, capsys):
-    dest, pamd = tmp_path / "lib", tmp_path / "pam.d"
+    dest, pamd, configs = tmp_path / "lib", tmp_path / "pam.d", tmp_path / "pam-configs"
     assert main(["install-pam", "--dest", str(dest), "--cache-dir", str(tmp_path / "c"),
-                 "--pamd", str(pamd)]) == 0
+                 "--pamd", str(pamd), "--pam-configs", str(configs)]) == 0
     out = capsys.readouterr().out
     script = dest / SCRIPT_NAME
-    assert str(script) in out and "pam_python.so" in out
+    assert str(script) in out and "pam_python.so" in out and "pam-auth-update --enable" in out
     assert oct(script.stat().st_mode & 0o777) == "0o644"
-    for name in ("otpme-auth", "otpme-account", "otpme-session", "pam-auth-update/otpme-auth"):
-        assert str(script) in (pamd / name).read_text()
+    for path in (pamd / "otpme-auth", pamd / "otpme-account", pamd / "otpme-session",
+                 configs / "otpme-auth"):
+        assert str(script) in path.read_text()
+    assert "Default: no" in (configs / "otpme-auth").read_text()
+
+
+def test_install_pam_no_snippets(tmp_path):
+    dest = tmp_path / "lib"
+    assert main(["install-pam", "--dest", str(dest), "--no-snippets",
+                 "--cache-dir", str(tmp_path / "c")], out=open(os.devnull, "w")) == 0
+    assert os.listdir(dest) == [SCRIPT_NAME]
 
 
 def test_entry_script_defines_every_pam_function(tmp_path):
