@@ -99,3 +99,32 @@ def realm(tmp_path):
     r = Realm(tmp_path / "realm")
     yield r
     r.stop()
+
+
+# -- OTPME_AUTH_REQUIRE_REAL=1: a skipped test fails the run -----------------
+#
+# Tests of real components (libpam, PostgreSQL, the peer modules, a tmpfs) skip
+# where those are missing, so that a developer's laptop can run the rest.  In
+# CI every one of them must run: a skip there means an install step is broken.
+
+_SKIPPED = []
+
+
+def pytest_runtest_logreport(report):
+    import os
+    if (report.skipped and not hasattr(report, "wasxfail")
+            and os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append("%s: %s" % (report.nodeid, reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SKIPPED and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SKIPPED:
+        terminalreporter.section("OTPME_AUTH_REQUIRE_REAL=1: skipped tests fail the run")
+        for line in _SKIPPED:
+            terminalreporter.write_line(line)

@@ -151,12 +151,20 @@ def _show(value, limit=40):
     return text if len(text) <= limit else text[:limit - 4] + "...'"
 
 
+def _name(key):
+    """A parameter's name for an error text: as is if it is a plain word, else quoted.
+
+    The text goes to a log line; what the line gave must not break it in two.
+    """
+    return key if key and all(c.isalnum() or c == "_" for c in key) else _show(key)
+
+
 def _number(key, value, low, high, what="option"):
     if not value or len(value) > 10 or not all(c in "0123456789" for c in value):
-        raise ValueError("%s %s: %s is not a whole number" % (what, key, _show(value)))
+        raise ValueError("%s %s: %s is not a whole number" % (what, _name(key), _show(value)))
     number = int(value)
     if not low <= number <= high:
-        raise ValueError("%s %s: %d is out of range %d-%d" % (what, key, number, low, high))
+        raise ValueError("%s %s: %d is out of range %d-%d" % (what, _name(key), number, low, high))
     return number
 
 
