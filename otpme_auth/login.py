@@ -5,7 +5,7 @@ from .context import LoginContext
 from .errors import OtpmeAuthError
 from .host import Host, load_plugin
 from .log import Log
-from .options import resolve, valid_name
+from .options import resolve
 from .registry import DEFAULT_CACHE_DIR, Registry
 
 #: Enabled when a line names no verifier (seed 000: the minimal entry is an online login).
@@ -82,4 +82,4 @@ def _early_log_options(args, log):
             log.file = arg[9:]
 
 
-__all__ = ["run", "Outcome", "FUNCTIONS", "valid_name"]
+__all__ = ["run", "Outcome", "FUNCTIONS"]

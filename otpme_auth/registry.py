@@ -22,7 +22,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import ConfigError, PluginError
+from .errors import PluginError
 
 GROUP = "otpme_auth"
 FORMAT = "otpme-auth-registry 1"
@@ -293,4 +293,4 @@ class StaticRegistry(Registry):
         return infos
 
 
-__all__ = ["Registry", "StaticRegistry", "PluginInfo", "ConfigError"]
+__all__ = ["Registry", "StaticRegistry", "PluginInfo"]

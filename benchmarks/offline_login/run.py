@@ -122,7 +122,7 @@ def main():
             ("kdf", "KDF alone: trivial module + one Argon2i derivation"),
             ("offline", "otpme-auth offline login (server stopped)"),
         ])
-        (kw, kc), (ow, oc), (fw, fc) = medians["kdf"], medians["offline"], medians["floor"]
+        (kw, kc), (ow, oc), (fw, _) = medians["kdf"], medians["offline"], medians["floor"]
         print("\noffline / kdf: wall %.3f, cpu %.3f (bar: <= 1.10)" % (ow / kw, oc / kc))
         print("offline - kdf: wall %+.1f ms, cpu %+.1f ms" % (ow - kw, oc - kc))
         print("KDF alone (kdf - floor): wall %.1f ms" % (kw - fw))

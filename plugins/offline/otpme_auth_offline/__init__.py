@@ -27,7 +27,7 @@ the functions that need them.  See README.md and docs/offline.md.
 """
 
 from otpme_auth import (
-    PASSWORD, Key, LoginRefused, StateFileError, abstain, allow, deny, flag, hookimpl, path,
+    PASSWORD, LoginRefused, StateFileError, abstain, allow, deny, flag, hookimpl, path,
 )
 from otpme_auth import unavailable as unavailable_decision  # the hook has an argument named so
 from otpme_auth.keys import LOGIN_ANSWER, OFFLINE_FIRST, PROMPT_HINT

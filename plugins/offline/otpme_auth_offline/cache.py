@@ -64,8 +64,8 @@ from otpme_auth.errors import OtpmeAuthError, StateFileError
 from otpme_auth.statefile import StateFile, open_dir
 from otpme_auth.statefile import read as read_state
 
-from .keyfunc import (FUNCTIONS, KEY_LEN, MAX_ITERATIONS, MAX_MEM_KIB, MAX_THREADS,
-                      MIN_MEM_KIB, SALT_LEN, KdfParams, derive_key)
+from .keyfunc import (MAX_ITERATIONS, MAX_MEM_KIB, MAX_THREADS, MIN_MEM_KIB, SALT_LEN, KdfParams,
+                      derive_key)
 
 DEFAULT_ROOT = "/var/cache/otpme-auth/offline"
 MAGIC = b"OTPMEOFC"

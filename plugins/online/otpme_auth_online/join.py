@@ -32,7 +32,6 @@ def add_command(subparsers):
 
 def run_join(args, out):
     import getpass
-    import json  # noqa: F401  (the client needs it; fail early if broken)
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
