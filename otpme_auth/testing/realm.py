@@ -23,6 +23,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for_port(proc, port, timeout=20):
+    """Wait until something listens on 127.0.0.1:``port``; False if ``proc`` died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+    return False
+
+
+def stop_process(proc):
+    """Terminate ``proc`` (a server), killing it if it does not stop within 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _script(name):
     return os.path.join(os.path.dirname(sys.executable), name)
 
@@ -93,25 +118,12 @@ class Realm:
         self._log = open(os.path.join(self.dir, "server.log"), "a")
         self.proc = subprocess.Popen([_script("otpme-auth-server"), "run", "--dir", self.server_dir],
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
+        if wait_for_port(self.proc, self.port):
+            return self
         raise RuntimeError("the server did not start: " + self.server_log())
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         if self._log:
             self._log.close()

@@ -18,7 +18,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from otpme_auth.server import admin, cli
+from otpme_auth.testing.realm import stop_process, wait_for_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 # Cheap argon2 for tests; the documented production cost is in docs/server.md.
@@ -133,15 +133,8 @@ class ServerProc:
             [sys.executable, "-m", "otpme_auth.server.cli", "run", "--dir", directory,
              "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "INFO"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
+        if wait_for_port(self.proc, port):
+            return
         self.stop()
         raise RuntimeError("server did not start: " + self.logtext())
 
@@ -151,13 +144,7 @@ class ServerProc:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
