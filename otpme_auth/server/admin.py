@@ -29,6 +29,7 @@ USAGE = """objects and verbs:
          pin NAME [-]  (new PIN: generate, or read from stdin) | enable_pin | disable_pin
          enable_offline | disable_offline | enable_session_keep | disable_session_keep
          2f_token NAME TOKEN | enable_2f | disable_2f | auto_disable NAME WHEN
+         enable_standalone | disable_standalone  (a second factor may log in alone)
          add_policy/remove_policy NAME POLICY
   host   add NAME (shows the JOTP) | del/remove NAME | new_jotp | show [NAME] | list
          enable | disable | unlimit_logins | limit_logins | add_token/remove_token HOST TOKEN
@@ -289,6 +290,14 @@ class Admin:
     def token_disable(self, c, args, opts):
         self._token_flag(c, args, "disabled", enabled=False)
 
+    def token_enable_standalone(self, c, args, opts):
+        self._token_flag(c, args, "logs in alone too, even while it is a password token's "
+                         "second factor", standalone=True)
+
+    def token_disable_standalone(self, c, args, opts):
+        self._token_flag(c, args, "logs in alone only while it is no password token's "
+                         "second factor", standalone=False)
+
     def token_enable_offline(self, c, args, opts):
         self._token_flag(c, args, "offline enabled", offline=True)
 
@@ -451,6 +460,12 @@ class Admin:
 
     def accessgroup_del(self, c, args, opts):
         (name,) = self._args(args, 1, "accessgroup del NAME")
+        if name == self.cfg["default_accessgroup"]:
+            # Hosts without an access group of their own use it: deleting it would
+            # leave their users' failure limit to chance.
+            raise InvalidValue(f"accessgroup '{name}' is the default access group of hosts "
+                               "without one (server.json: default_accessgroup); point "
+                               "default_accessgroup at another access group first")
         for hname, h in c.list("host"):
             if h.get("accessgroup") == name:
                 raise InvalidValue(f"accessgroup '{name}' is used by host '{hname}'")

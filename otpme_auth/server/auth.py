@@ -1,10 +1,17 @@
 """The login engine: pre-auth, authenticate and join, with the realm's policies.
 
-A TOTP/password login is two store round trips: one read (``_load``) and one
-short write transaction (``_commit``) whose conditional UPDATE on
-``otp_state`` decides which of several concurrent logins with one code wins.
-Password hashes are checked in a thread pool (argon2 releases the GIL) between
-the two, so no transaction is held open during the expensive part.
+A TOTP/password login is three store round trips: one read (``_load``), one
+conditional upsert that takes the attempt's slot in the user's failure budget
+(``_begin``), and one short write transaction (``_commit``) whose conditional
+UPDATE on ``otp_state`` decides which of several concurrent logins with one code
+wins.  Password hashes are checked in a thread pool (argon2 releases the GIL)
+between them, so no transaction is held open during the expensive part.
+
+The lockout is exact (docs/protocol.md, "Failed logins"): a slot is taken
+atomically *before* any credential is checked, so at most ``max_fail`` wrong
+guesses are ever checked for a user in an access group, whatever the
+concurrency, the number of server processes or the store.  Only a success (or a
+refusal that proved the credentials) gives slots back.
 """
 
 import asyncio
@@ -41,9 +48,10 @@ REASONS = {
     "auto_disabled": "Login failed: the account or token has expired.",
     "blocked": "Login failed: too many failed attempts; the account is blocked.",
     "outside_login_times": "Login failed: logins are not allowed at this time.",
-    "host_not_allowed": "Login failed: this token may not log in to this host.",
 }
 
+# The limits used when a host's access group does not exist (those of a new group).
+MISSING_GROUP = {"max_fail": 5, "max_fail_reset": 0, "policies": []}
 # What an unknown user's pre-auth looks like: a user with one plain password token.
 DEFAULT_METHODS = [{"type": "password", "password_required": True, "otp_len": 0,
                     "second_factor": None, "pin_required": False, "prompt": "Password: "}]
@@ -131,32 +139,61 @@ class Engine:
         return gen, {k: dict(c.list(k)) for k in self.objs}
 
     # One statement for everything a login reads (one round trip on PostgreSQL):
-    # the generation, the user, their tokens with OTP state, their failure counters.
+    # the generation, the user, their tokens with OTP state.
     _LOAD_SQL = (
         "SELECT 'g', '', '', n FROM meta WHERE k = 'generation'"
         " UNION ALL SELECT o.kind, o.name, o.data, s.last_counter FROM objects o"
         " LEFT JOIN otp_state s ON s.token = o.name"
-        " WHERE (o.kind = 'user' AND o.name = ?) OR (o.kind = 'token' AND o.owner = ?)"
-        " UNION ALL SELECT 'f', accessgroup, CAST(last_fail AS TEXT), fails FROM fail_state"
-        " WHERE username = ?")
+        " WHERE (o.kind = 'user' AND o.name = ?) OR (o.kind = 'token' AND o.owner = ?)")
 
     def _load(self, c, user: str):
-        """Generation (+ changed objects), the user, their tokens with OTP state, their failures."""
+        """Generation (+ changed objects), the user, their tokens with OTP state."""
         urow = None
         tokens = []
-        fails = {}
         gen = 0
-        for kind, name, data, num in c.all(self._LOAD_SQL, (user, user, user)):
+        for kind, name, data, num in c.all(self._LOAD_SQL, (user, user)):
             if kind == "g":
                 gen = num
             elif kind == "user":
                 urow = (data,)
-            elif kind == "token":
-                tokens.append((name, data, num))
             else:
-                fails[name] = (num, float(data))
+                tokens.append((name, data, num))
         objs = None if gen == self.gen else {k: dict(c.list(k)) for k in self.objs}
-        return gen, objs, urow, tokens, fails if urow is not None else {}
+        return gen, objs, urow, tokens
+
+    # Takes one slot of the user's failure budget in the access group, or none when
+    # the budget is spent: one statement, so atomic on SQLite (the write lock) and on
+    # PostgreSQL (ON CONFLICT DO UPDATE locks the row and re-checks WHERE on its
+    # newest version).  ``started`` names the budget's epoch: a reset after
+    # ``max_fail_reset`` starts a new one, which a success of the old one leaves alone.
+    _TAKE_SLOT_SQL = (
+        "INSERT INTO fail_state (username, accessgroup, fails, last_fail, started)"
+        " VALUES (?, ?, 1, ?, ?)"
+        " ON CONFLICT (username, accessgroup) DO UPDATE SET"
+        " fails = CASE WHEN ? > 0 AND excluded.last_fail - fail_state.last_fail >= ?"
+        "  THEN 1 ELSE fail_state.fails + 1 END,"
+        " started = CASE WHEN ? > 0 AND excluded.last_fail - fail_state.last_fail >= ?"
+        "  THEN excluded.started ELSE fail_state.started END,"
+        " last_fail = excluded.last_fail"
+        " WHERE ? = 0 OR fail_state.fails < ?"
+        "  OR (? > 0 AND excluded.last_fail - fail_state.last_fail >= ?)"
+        " RETURNING fails, started")
+
+    def _begin(self, c, user, group, now, max_fail, reset, challenge_id):
+        """Take the attempt's slot (None: the budget is spent) and the challenge, if any."""
+        row = c.one(self._TAKE_SLOT_SQL, (user, group, now, now, reset, reset, reset, reset,
+                                          max_fail, max_fail, reset, reset))
+        challenge = self._take_challenge(c, challenge_id) if challenge_id is not None else None
+        return (None if row is None else (int(row[0]), float(row[1]))), challenge
+
+    @staticmethod
+    def _give_back(c, user, group, slot, clear):
+        """Return slots: on success ``clear`` (the slot and every one counted before it),
+        else only this one. Slots counted after it (concurrent attempts) stay."""
+        n = slot[0] if clear else 1
+        c.execute("UPDATE fail_state SET fails = CASE WHEN fails > ? THEN fails - ? ELSE 0 END"
+                  " WHERE username = ? AND accessgroup = ? AND started = ?",
+                  (n, n, user, group, slot[1]))
 
     @staticmethod
     def _take_challenge(c, challenge_id: str):
@@ -173,17 +210,8 @@ class Engine:
             self.gen = gen
             self._secrets.clear()
 
-    @staticmethod
-    def _record_failure(c, user, group, now, reset):
-        # One statement: atomic under concurrency on both SQLite and PostgreSQL.
-        c.execute("INSERT INTO fail_state (username, accessgroup, fails, last_fail) VALUES (?, ?, 1, ?)"
-                  " ON CONFLICT (username, accessgroup) DO UPDATE SET"
-                  " fails = CASE WHEN ? > 0 AND excluded.last_fail - fail_state.last_fail >= ?"
-                  " THEN 1 ELSE fail_state.fails + 1 END, last_fail = excluded.last_fail",
-                  (user, group, now, reset, reset))
-
-    @staticmethod
-    def _commit(c, consume, user, group, clear_fails, session, purge):
+    @classmethod
+    def _commit(cls, c, consume, user, group, slot, session, purge):
         with c.transaction():
             if purge:
                 c.execute("DELETE FROM sessions WHERE expires < ?", (session[4],))
@@ -192,8 +220,7 @@ class Engine:
                                 (counter, token, counter))
                 if cur.rowcount != 1:
                     raise Refused("wrong_credentials")  # replay: another login used it first
-            if clear_fails:
-                c.execute("DELETE FROM fail_state WHERE username = ? AND accessgroup = ?", (user, group))
+            cls._give_back(c, user, group, slot, True)
             c.execute("INSERT INTO sessions (id, username, token, host, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
                       session)
 
@@ -261,14 +288,14 @@ class Engine:
         """What the user's login on this host needs (docs/protocol.md, POST /v1/preauth)."""
         now = time.time()
         user = req["user"]
-        gen, objs, urow, tokens, _ = await self.store.run(self._load, user)
+        gen, objs, urow, tokens = await self.store.run(self._load, user)
         self._refresh(gen, objs)
         host_name, host = self.check_host(peer)
-        allowed = self._host_tokens(host)
         methods, seen, challenges = [], set(), []
         by_name = {n: json.loads(d) for n, d, _ in tokens}
+        cands = self._candidates(host, by_name)
         for name, tok in sorted(by_name.items()):
-            if allowed is not None and name not in allowed:
+            if name not in cands:
                 continue
             t = tok["type"]
             if t == "password":
@@ -312,17 +339,30 @@ class Engine:
         """Verify a login (POST /v1/auth); returns the success or refusal body."""
         now = time.time() if now is None else now
         user = req["user"]
-        gen, objs, urow, tokens, all_fails = await self.store.run(self._load, user)
+        gen, objs, urow, tokens = await self.store.run(self._load, user)
         self._refresh(gen, objs)
         host_name, host = self.check_host(peer)  # before anything is written
         group = self._group(host)
-        ag = self.objs["accessgroup"].get(group) or {"max_fail": 0, "max_fail_reset": 0, "policies": []}
-        fails = all_fails.get(group)
-        challenge = None
-        if req.get("challenge_id") is not None:
-            challenge = await self.store.run(self._take_challenge, req["challenge_id"])
+        ag = self.objs["accessgroup"].get(group)
+        if ag is None:  # fail closed: a missing group gets a new group's limits, not none
+            log.warning("host %s: access group %s does not exist; using max_fail %d",
+                        host_name, group, MISSING_GROUP["max_fail"])
+            ag = MISSING_GROUP
         try:
-            result = await self._verify(host_name, host, group, ag, user, urow, tokens, fails,
+            if urow is None:
+                if req.get("challenge_id") is not None:
+                    await self.store.run(self._take_challenge, req["challenge_id"])
+                elif req.get("password") is not None:
+                    # Same cost as a known user's password check: no user enumeration by timing.
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._cpu, self.passwords.verify, self._dummy_hash, req["password"])
+                raise Refused("wrong_credentials")
+            slot, challenge = await self.store.run(
+                self._begin, user, group, now, int(ag.get("max_fail", 0)),
+                ag.get("max_fail_reset", 0), req.get("challenge_id"))
+            if slot is None:
+                raise Refused("blocked")
+            result = await self._verify(host_name, host, group, ag, user, urow, tokens, slot,
                                         challenge, req, now)
         except Refused as exc:
             log.warning("login refused user=%s host=%s token=%s reason=%s",
@@ -331,53 +371,63 @@ class Engine:
         log.info("login ok user=%s host=%s token=%s", user, host_name, result["token"])
         return result
 
-    async def _fail(self, user, group, ag, now, token=None):
-        await self.store.run(self._record_failure, user, group, now, ag.get("max_fail_reset", 0))
-        raise Refused("wrong_credentials", token)
+    def _candidates(self, host, toks) -> set[str]:
+        """Tokens that may log in as themselves on ``host``.
 
-    async def _verify(self, host_name, host, group, ag, user, urow, tokens, fails, challenge, req, now):
-        if urow is None:
-            if req.get("password") is not None:
-                # Same cost as a known user's password check: no user enumeration by timing.
-                await asyncio.get_running_loop().run_in_executor(
-                    self._cpu, self.passwords.verify, self._dummy_hash, req["password"])
-            raise Refused("wrong_credentials")
-        max_fail = ag.get("max_fail", 0)
-        reset = ag.get("max_fail_reset", 0)
-        if fails and max_fail and fails[0] >= max_fail and not (reset and now - fails[1] >= reset):
-            raise Refused("blocked")
+        Decided before any credential is checked, so a host learns nothing about a
+        token it may not use: its credentials are wrong credentials here (and count).
+        A token that is another token's enabled second factor logs in only as part of
+        that token, unless an admin made it ``standalone``.
+        """
+        allowed = self._host_tokens(host)
+        seconds = {t.get("2f_token") for t in toks.values()
+                   if t["type"] == "password" and t.get("2f_enabled")}
+        return {n for n, t in toks.items()
+                if (allowed is None or n in allowed) and (n not in seconds or t.get("standalone"))}
+
+    def _state_refusal(self, now, name, tok) -> str | None:
+        """Why the token ``name`` may not be used now (as itself or as a second factor)."""
+        if not tok.get("enabled", True):
+            return "token_disabled"
+        if tok.get("auto_disable") and now >= tok["auto_disable"]:
+            return "auto_disabled"
+        return None
+
+    async def _verify(self, host_name, host, group, ag, user, urow, tokens, slot, challenge, req, now):
         toks = {n: json.loads(d) for n, d, _ in tokens}
         counters = {n: (-1 if lc is None else lc) for n, _, lc in tokens}
-        matched, consume = await self._match(user, toks, counters, challenge, host_name, req, now)
+        matched, consume = await self._match(user, toks, self._candidates(host, toks), counters,
+                                             challenge, host_name, req, now)
         if matched is None:
-            await self._fail(user, group, ag, now)
-        tok = toks[matched]
-        u = json.loads(urow[0])
-        if not u.get("enabled", True):
-            raise Refused("user_disabled", matched)
-        if u.get("auto_disable") and now >= u["auto_disable"]:
-            raise Refused("auto_disabled", matched)
-        if not tok.get("enabled", True):
-            raise Refused("token_disabled", matched)
-        for used, _ in consume:  # a disabled second factor disables the combination
-            if not toks[used].get("enabled", True):
-                raise Refused("token_disabled", matched)
-        if tok.get("auto_disable") and now >= tok["auto_disable"]:
-            raise Refused("auto_disabled", matched)
-        allowed = self._host_tokens(host)
-        if allowed is not None and matched not in allowed:
-            raise Refused("host_not_allowed", matched)
-        if not self._times_ok(now, u, tok, host, ag):
-            raise Refused("outside_login_times", matched)
+            raise Refused("wrong_credentials")  # the slot stays taken: a failed login
+        try:
+            tok = toks[matched]
+            u = json.loads(urow[0])
+            if not u.get("enabled", True):
+                raise Refused("user_disabled", matched)
+            if u.get("auto_disable") and now >= u["auto_disable"]:
+                raise Refused("auto_disabled", matched)
+            # Every check on a token holds for the second factor it used, too.
+            used = [matched] + [n for n, _ in consume if n != matched]
+            for name in used:
+                reason = self._state_refusal(now, name, toks[name])
+                if reason:
+                    raise Refused(reason, matched)
+            if not self._times_ok(now, u, *(toks[n] for n in used), host, ag):
+                raise Refused("outside_login_times", matched)
+        except Refused:
+            # The credentials were proved: not a failed login, the slot goes back.
+            await self.store.run(self._give_back, user, group, slot, False)
+            raise
         sid = secrets.token_urlsafe(32)
         expires = now + self.cfg["session_ttl"]
+        self._logins += 1
         try:
-            self._logins += 1
-            await self.store.run(self._commit, consume, user, group, bool(fails),
+            await self.store.run(self._commit, consume, user, group, slot,
                                  (sid, user, matched, host_name, now, expires),
                                  self._logins % 1000 == 1)  # expired sessions go now and then
         except Refused:
-            await self._fail(user, group, ag, now, matched)
+            raise Refused("wrong_credentials", matched) from None  # replay: the slot stays taken
         return self._success(user, u, matched, tok, toks, counters, consume, host, sid, expires, now)
 
     def _times_ok(self, now, *objs) -> bool:
@@ -404,19 +454,24 @@ class Engine:
             return None
         return otp.match_counter(secret, code, first, end, tok["digits"], tok.get("algorithm", "SHA1"))
 
-    async def _match(self, user, toks, counters, challenge, host_name, req, now):
-        """Find the token the credentials prove; returns (name, [(otp token, counter)])."""
+    async def _match(self, user, toks, cands, counters, challenge, host_name, req, now):
+        """Find the token of ``cands`` the credentials prove; returns (name, [(otp token, counter)]).
+
+        ``toks`` holds all the user's tokens (a second factor need not be a candidate).
+        """
         if req.get("challenge_id") is not None:
             if challenge is None:
                 return None, []
             c_user, c_tok, c_host, kind, value, expires = challenge
             tok = toks.get(c_tok)
-            if c_user != user or c_host != host_name or expires < now or tok is None or tok["type"] != kind:
+            if (c_user != user or c_host != host_name or expires < now or tok is None
+                    or tok["type"] != kind or c_tok not in cands):
                 return None, []
             resp = req["response"]
             if kind == "hmac":
                 want = hmac.new(self._secret(c_tok, tok), bytes.fromhex(value), hashlib.sha1).hexdigest()
-                ok = hmac.compare_digest(want, resp.lower().strip())
+                # bytes: compare_digest refuses non-ASCII str with a TypeError
+                ok = hmac.compare_digest(want.encode(), resp.lower().strip().encode("utf-8", "replace"))
             else:
                 ok = verify_ssh_signature(tok["public_key"], resp, bytes.fromhex(value))
             return (c_tok, []) if ok else (None, [])
@@ -424,7 +479,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         # OTP tokens first: no argon2 cost for a code or a PIN+code.
         for name, tok in sorted(toks.items()):
-            if tok["type"] not in ("totp", "hotp") or not typed.isdigit():
+            if name not in cands or tok["type"] not in ("totp", "hotp") or not (typed.isascii() and typed.isdigit()):
                 continue
             pl = pin_len(tok)
             if len(typed) != pl + tok["digits"]:
@@ -437,7 +492,7 @@ class Engine:
             if c is not None:
                 return name, [(name, c)]
         for name, tok in sorted(toks.items()):
-            if tok["type"] != "password":
+            if name not in cands or tok["type"] != "password":
                 continue
             pw, code, second, pin = typed, None, None, None
             if tok.get("2f_enabled"):

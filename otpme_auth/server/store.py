@@ -7,7 +7,9 @@ one-time across processes:
 
 * ``otp_state``   last accepted HOTP counter / TOTP step per token
                   (``UPDATE ... WHERE last_counter < ?``),
-* ``fail_state``  failed logins per (user, access group) (atomic upsert),
+* ``fail_state``  per (user, access group): the slots of the failure budget taken by
+                  failed and running attempts (a conditional upsert takes one before
+                  any credential is checked; docs/protocol.md, "Failed logins"),
 * ``challenges``  single-use smartcard / ssh challenges (``DELETE`` wins once),
 * ``sessions``    the sessions handed out,
 * ``joins``       keyed digests of pending join one-time passwords (``DELETE`` wins once).
@@ -33,7 +35,8 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS objects_owner ON objects (kind, owner)",
     "CREATE TABLE IF NOT EXISTS otp_state (token TEXT PRIMARY KEY, last_counter BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS fail_state (username TEXT NOT NULL, accessgroup TEXT NOT NULL,"
-    " fails INTEGER NOT NULL, last_fail DOUBLE PRECISION NOT NULL, PRIMARY KEY (username, accessgroup))",
+    " fails INTEGER NOT NULL, last_fail DOUBLE PRECISION NOT NULL,"
+    " started DOUBLE PRECISION NOT NULL DEFAULT 0, PRIMARY KEY (username, accessgroup))",
     "CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, username TEXT NOT NULL,"
     " token TEXT NOT NULL, host TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
     " expires DOUBLE PRECISION NOT NULL)",
@@ -155,6 +158,17 @@ class Conn:
         self.bump()
 
 
+def _migrate(c: Conn) -> None:
+    """Bring a store made by an older release up to this schema (in its transaction)."""
+    if c.dialect == "sqlite":
+        have = {r[1] for r in c.all("PRAGMA table_info(fail_state)")}
+    else:
+        have = {r[0] for r in c.all("SELECT column_name FROM information_schema.columns"
+                                    " WHERE table_name = 'fail_state' AND table_schema = current_schema()")}
+    if "started" not in have:  # 0.1: failures without a budget epoch
+        c.execute("ALTER TABLE fail_state ADD COLUMN started DOUBLE PRECISION NOT NULL DEFAULT 0")
+
+
 def _pg_error():
     try:
         import psycopg
@@ -212,6 +226,7 @@ class Store:
             with c.transaction():
                 for stmt in SCHEMA:
                     c.execute(stmt)
+                _migrate(c)
                 if not c.one("SELECT 1 FROM meta WHERE k = 'generation'"):
                     c.execute("INSERT INTO meta (k, n) VALUES ('generation', 1)")
         finally:

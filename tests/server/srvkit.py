@@ -224,3 +224,31 @@ def join(port, realm_dir, name, jotp, workdir) -> Client:
 
 def b32(secret: str) -> bytes:
     return base64.b32decode(secret + "=" * (-len(secret) % 8))
+
+
+def race(clients, calls):
+    """Run ``calls[i](clients[i])`` in parallel threads released at once; their results.
+
+    Each client opens its TLS connection first (a pre-auth), so the race is the requests.
+    """
+    import threading
+    barrier = threading.Barrier(len(clients))
+    results = [None] * len(clients)
+
+    def one(i):
+        clients[i].preauth("nobody")
+        barrier.wait()
+        results[i] = calls[i](clients[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+def host_clients(n, ports, first, workdir, name):
+    """``n`` protocol clients of one joined host, spread over the servers' ``ports``."""
+    return [Client(ports[i % len(ports)], first.ca_pem, name, os.path.join(workdir, f"{name}.pem"),
+                   os.path.join(workdir, f"{name}.key")) for i in range(n)]

@@ -1,34 +1,14 @@
 """One-time codes are one-time: 50 concurrent logins with one code, one success."""
 
-import os
-import threading
 import time
 
 import pytest
 
 from otpme_auth.server import otp
 
-from srvkit import Client, ServerProc, adm_ok, b32, free_port, join, make_realm, shown_jotp, shown_secret
+from srvkit import ServerProc, adm_ok, b32, free_port, host_clients, join, make_realm, race, shown_jotp, shown_secret
 
 N = 50
-
-
-def _race(clients, user, code):
-    barrier = threading.Barrier(len(clients))
-    results = [None] * len(clients)
-
-    def one(i):
-        c = clients[i]
-        c.preauth(user)  # open the TLS connection before the race
-        barrier.wait()
-        results[i] = c.auth(user, code)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clients))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 @pytest.mark.slow
@@ -43,17 +23,12 @@ def test_same_code_concurrently_two_processes(tmp_path, backend):
     servers = [ServerProc(d, p) for p in ports]
     try:
         first = join(ports[0], d, "h1", jotp, str(tmp_path / "h1"))
-        clients = []
-        for i in range(N):
-            c = Client(ports[i % 2], first.ca_pem, "h1",
-                                           os.path.join(str(tmp_path / "h1"), "h1.pem"),
-                                           os.path.join(str(tmp_path / "h1"), "h1.key"))
-            clients.append(c)
+        clients = host_clients(N, ports, first, str(tmp_path / "h1"), "h1")
         # Not at the very end of a step, so the code stays valid during the race.
         while time.time() % 30 > 25:
             time.sleep(0.5)
         code = otp.totp(secret, time.time())
-        results = _race(clients, "bob", code)
+        results = race(clients, [lambda c: c.auth("bob", code)] * N)
         statuses = [r[0] for r in results]
         assert statuses == [200] * N, results
         oks = [r[1] for r in results if r[1]["status"] == "ok"]
