@@ -293,6 +293,11 @@ class Engine:
         host_name, host = self.check_host(peer)
         methods, seen, challenges = [], set(), []
         by_name = {n: json.loads(d) for n, d, _ in tokens}
+        reported = None
+        if req.get("offline_used") is not None:
+            counters = {n: (-1 if lc is None else lc) for n, _, lc in tokens}
+            reported = await self._offline_used(host_name, user, by_name, counters,
+                                                req["offline_used"], now)
         cands = self._candidates(host, by_name)
         for name, tok in sorted(by_name.items()):
             if name not in cands:
@@ -331,7 +336,49 @@ class Engine:
             await self.store.run(self._insert_challenges, challenges, now)
         if not methods:
             methods = [dict(m) for m in DEFAULT_METHODS]
-        return {"status": "ok", "user": user, "realm": self.cfg["realm"], "methods": methods}
+        answer = {"status": "ok", "user": user, "realm": self.cfg["realm"], "methods": methods}
+        if reported is not None:
+            answer["offline_used"] = reported
+        return answer
+
+    @staticmethod
+    def _burn_counters(c, used):
+        with c.transaction():
+            for token, counter in used:
+                # Only forward: a report older than what the server knows changes nothing.
+                c.execute("INSERT INTO otp_state (token, last_counter) VALUES (?, ?)"
+                          " ON CONFLICT (token) DO UPDATE SET last_counter = excluded.last_counter"
+                          " WHERE otp_state.last_counter < excluded.last_counter", (token, counter))
+
+    async def _offline_used(self, host_name, user, toks, counters, items, now) -> int:
+        """Record the one-time codes a host accepted offline, so they are refused online.
+
+        Idempotent (the counter only moves forward); a counter beyond what could have
+        been valid (TOTP: a future step past the window; HOTP: more than
+        ``offline_hotp_burn_max`` past the server's) is ignored and logged, so a host
+        cannot burn a user's future codes.  Returns how many items were taken.
+        """
+        used = []
+        for token, counter in items:
+            tok = toks.get(token)
+            if tok is None or tok["type"] not in ("totp", "hotp"):
+                log.warning("offline codes report ignored host=%s user=%s token=%s: not an OTP "
+                            "token of the user", host_name, user, token)
+                continue
+            if tok["type"] == "totp":
+                limit = otp.totp_step(now, tok["period"]) + self.cfg["totp_window"]
+            else:
+                limit = max(0, counters.get(token, -1)) + self.cfg["offline_hotp_burn_max"]
+            if counter > limit:
+                log.warning("offline codes report ignored host=%s user=%s token=%s: counter "
+                            "beyond what could have been used", host_name, user, token)
+                continue
+            used.append((token, counter))
+        if used:
+            await self.store.run(self._burn_counters, used)
+            log.info("offline codes reported host=%s user=%s tokens=%s", host_name, user,
+                     ",".join(sorted({t for t, _ in used})))
+        return len(used)
 
     # -- authenticate ------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ DEFAULTS = {
     "challenge_ttl": 60,
     "totp_window": 1,
     "hotp_lookahead": 10,
+    # How far past the server's counter a host may report an HOTP code used offline.
+    "offline_hotp_burn_max": 1000,
     "default_accessgroup": "LOGIN",
     "host_cert_days": 365,
     "argon2": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1},

@@ -17,8 +17,14 @@ PATH_RE = re.compile(r"/[\x21-\x7e]{0,255}")  # printable: the path is logged
 CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 # field -> (type, max length, required); None is accepted where not required.
+TOKEN_RE = re.compile(NAME_RE.pattern + "/" + NAME_RE.pattern)
+MAX_OFFLINE_USED = 64
+MAX_COUNTER = 2 ** 53
+
 SCHEMAS = {
-    "/v1/preauth": {"user": (str, 64, True)},
+    # offline_used: [{"token": "alice/totp", "counter": 57412345}, ...], the one-time
+    # codes the host accepted offline (docs/protocol.md, "Codes used offline").
+    "/v1/preauth": {"user": (str, 64, True), "offline_used": (list, MAX_OFFLINE_USED, False)},
     "/v1/auth": {"user": (str, 64, True), "password": (str, 1024, False),
                  "challenge_id": (str, 64, False), "response": (str, 4096, False)},
     "/v1/join": {"host": (str, 253, True), "jotp": (str, 64, True), "csr": (str, 16384, True)},
@@ -104,9 +110,11 @@ def parse_body(path: str, body: bytes) -> dict:
             raise BadRequest("wrong_type", f"field {key!r} must be a {typ.__name__}")
         if len(value) > maxlen:
             raise BadRequest("too_long", f"field {key!r} is longer than {maxlen}")
-        if "\x00" in value:
+        if typ is str and "\x00" in value:
             raise BadRequest("wrong_type", f"field {key!r} contains a NUL character")
         out[key] = value
+    if out.get("offline_used") is not None:
+        out["offline_used"] = _offline_used(out["offline_used"])
     if "user" in out and not NAME_RE.fullmatch(out["user"]):
         raise BadRequest("bad_user", "field 'user' is not a valid user name")
     if out.get("host") is not None and not HOST_RE.fullmatch(out["host"]):
@@ -118,6 +126,23 @@ def parse_body(path: str, body: bytes) -> dict:
             raise BadRequest("missing_field", "field 'response' is required with 'challenge_id'")
     if path == "/v1/auth" and out.get("password") is None and out.get("challenge_id") is None:
         raise BadRequest("missing_field", "give 'password' or 'challenge_id' and 'response'")
+    return out
+
+
+def _offline_used(items: list) -> list[tuple[str, int]]:
+    """Validate the ``offline_used`` list: (token name, counter) pairs."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"token", "counter"}:
+            raise BadRequest("wrong_type", "each item of 'offline_used' must be an object "
+                             "with exactly 'token' and 'counter'")
+        token, counter = item["token"], item["counter"]
+        if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
+            raise BadRequest("wrong_type", "an 'offline_used' token is not a token name (USER/TOKEN)")
+        if type(counter) is not int or not 0 <= counter < MAX_COUNTER:
+            raise BadRequest("wrong_type", f"an 'offline_used' counter must be an integer "
+                             f"0..{MAX_COUNTER - 1}")
+        out.append((token, counter))
     return out
 
 

@@ -30,7 +30,9 @@ from otpme_auth import (
     PASSWORD, LoginRefused, StateFileError, abstain, allow, deny, flag, hookimpl, path,
 )
 from otpme_auth import unavailable as unavailable_decision  # the hook has an argument named so
-from otpme_auth.keys import LOGIN_ANSWER, OFFLINE_FIRST, PROMPT_HINT
+from otpme_auth.keys import (
+    LOGIN_ANSWER, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT,
+)
 
 from .cache import DEFAULT_ROOT, CacheError
 from .keyfunc import CHECK_OFFLINE_PASS_STRENGTH, OFFLINE_KEY_FUNC
@@ -83,6 +85,7 @@ def otpme_auth_pre_auth(ctx, options):
     # fought the key derivation for the GIL and made offline logins ~80 ms slower.
     cache = open_cache(options)
     _hint_prompt(ctx, cache)
+    _pending_reports(ctx, cache)
     if not options.unlock_via_offline_token:
         return None
     import os
@@ -118,6 +121,34 @@ def _hint_prompt(ctx, cache):
         # The most recently used one; its public part says whether a PIN precedes the code.
         ctx.stash[PROMPT_HINT] = "Password+PIN+OTP: " if _public(with_code[0]).get("pin") \
             else "Password+OTP: "
+
+
+def _pending_reports(ctx, cache):
+    """Hand online the codes used offline that the server does not know yet."""
+    try:
+        used = cache.used_codes(ctx.user)
+    except (CacheError, StateFileError, ValueError) as exc:
+        ctx.log.warning("codes used offline by %s cannot be reported: %s" % (ctx.user, exc), NAME)
+        return
+    if used:
+        ctx.stash[OFFLINE_USED_CODES] = [{"token": t, "counter": c} for t, c in sorted(used.items())]
+
+
+def _forget_reported(ctx, options):
+    reported = ctx.stash.get(OFFLINE_USED_REPORTED)
+    if not reported:
+        return
+    try:
+        open_cache(options).forget_used_codes(ctx.user, {i["token"]: i["counter"] for i in reported})
+    except (CacheError, StateFileError, ValueError) as exc:
+        # Sent again at the next contact: the server takes a report twice without harm.
+        ctx.log.warning("codes used offline by %s: reported, but not forgotten here: %s"
+                        % (ctx.user, exc), NAME)
+
+
+@hookimpl
+def otpme_auth_login_failed(ctx, options, decision):
+    _forget_reported(ctx, options)  # the server took them even if this login failed
 
 
 def _public(header):
@@ -171,9 +202,14 @@ def otpme_auth_verify_fallback(ctx, options, unavailable):
     params = _unlock_params(options)
     failure = None
     for token in tokens:
+        used = []
         try:
-            unlocked = cache.unlock(ctx.user, token, typed, change=_code_checker(cache),
+            unlocked = cache.unlock(ctx.user, token, typed, change=_code_checker(cache, used),
                                     params=params)
+            if used:
+                # Reported at the next contact with the server, which then refuses the
+                # code online too; unrecorded, it could be used again there: fail closed.
+                cache.record_used_codes(ctx.user, used)
         except (CacheError, StateFileError, ValueError) as exc:
             failure = exc
             from .cache import DecryptFailed, NoCache
@@ -237,8 +273,11 @@ def _otp_part(entry):
     return None
 
 
-def _code_checker(cache):
-    """``change(payload, code)`` for unlock(): check and consume the code, under the lock."""
+def _code_checker(cache, used):
+    """``change(payload, code)`` for unlock(): check and consume the code, under the lock.
+
+    The (OTP token, counter) consumed is appended to ``used``.
+    """
     def change(payload, code):
         import json
         data = json.loads(payload)
@@ -252,6 +291,8 @@ def _code_checker(cache):
             raise CodeRefused("the one-time code is wrong or was already used (counter %d)"
                               % int(otp.get("last_counter", -1)))
         otp["last_counter"] = counter
+        if isinstance(otp.get("token"), str):
+            used.append((otp["token"], counter))
         return json.dumps(data, separators=(",", ":")).encode()
     return change
 
@@ -290,6 +331,7 @@ def match_code(otp, code, now):
 def otpme_auth_post_login(ctx, options):
     if ctx.offline:
         return None
+    _forget_reported(ctx, options)
     answer = ctx.stash.get(LOGIN_ANSWER)
     if not isinstance(answer, dict):
         return None

@@ -645,6 +645,61 @@ class OfflineCache:
             raise PinMismatch("%s is pinned to token %s on this host; token %s is refused"
                               % (user, pinned, token))
 
+    # -- one-time codes used offline, until the server knows -------------
+
+    _USED = "used-codes"
+
+    def _parse_used(self, path, data):
+        import json
+        if data is None:
+            return {}
+        try:
+            used = json.loads(data.decode("utf-8"))
+            if isinstance(used, dict) and all(isinstance(k, str) and type(v) is int and v >= 0
+                                              for k, v in used.items()):
+                return used
+        except (ValueError, UnicodeDecodeError):
+            pass
+        raise CacheCorrupt("%s is not a list of used one-time codes" % path)
+
+    def record_used_codes(self, user, used):
+        """Remember that ``used`` ((OTP token, counter) pairs) were accepted offline."""
+        import json
+        udir = self._user_dir(user, create=True)
+        path = os.path.join(udir, self._USED)
+        with self._lock(path) as state:
+            known = self._parse_used(path, state.data)
+            for token, counter in used:
+                known[token] = max(int(counter), known.get(token, -1))
+            state.replace(json.dumps(known, sort_keys=True).encode("utf-8"))
+
+    def used_codes(self, user):
+        """{OTP token: highest counter used offline} not yet reported to the server."""
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return {}
+        path = os.path.join(udir, self._USED)
+        return self._parse_used(path, read_state(path, owner=self.owner, allowed_mode=0o600))
+
+    def forget_used_codes(self, user, reported):
+        """Drop what the server took (``reported``: {token: counter}); newer uses stay."""
+        import json
+        udir = self._user_dir(user, create=False)
+        if udir is None:
+            return
+        path = os.path.join(udir, self._USED)
+        with self._lock(path) as state:
+            if state.data is None:
+                return
+            known = self._parse_used(path, state.data)
+            left = {t: c for t, c in known.items() if c > reported.get(t, -1)}
+            if left == known:
+                return
+            if left:
+                state.replace(json.dumps(left, sort_keys=True).encode("utf-8"))
+            else:
+                self._unlink(udir, state.name)
+
     # -- throttling -------------------------------------------------------
 
     def failures(self, user):

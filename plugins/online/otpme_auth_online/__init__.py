@@ -22,7 +22,9 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
 from otpme_auth import (
     ConfigError, Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
 )
-from otpme_auth.keys import GREETING, LOGIN_ANSWER, OFFLINE_FIRST, PROMPT_HINT
+from otpme_auth.keys import (
+    GREETING, LOGIN_ANSWER, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT,
+)
 
 NAME = "online"
 _CLIENT = Key("online.client", "the connection of this login, or None when unreachable")
@@ -82,7 +84,7 @@ def _preauth(ctx, options):
                     options.connect_timeout, options.connection_timeout)
     try:
         client.connect()
-        status, answer = client.request("/v1/preauth", {"user": ctx.user})
+        status, answer = _ask_preauth(ctx, client)
         if status != 200 or answer.get("status") != "ok":
             raise Unreachable("pre-auth failed: %s" % _error_text(answer, status))
     except Unreachable as exc:
@@ -93,6 +95,23 @@ def _preauth(ctx, options):
     ctx.stash[_CLIENT] = client
     ctx.stash[_METHODS] = [m for m in answer.get("methods", []) if isinstance(m, dict)]
     ctx.log.debug("pre-auth via %s: %d method(s)" % (client.server, len(ctx.stash[_METHODS])), NAME)
+
+
+def _ask_preauth(ctx, client):
+    """The pre-auth request, with the codes this host accepted offline (the server then
+    refuses them online too; docs/protocol.md, "Codes used offline")."""
+    request = {"user": ctx.user}
+    used = ctx.stash.get(OFFLINE_USED_CODES)
+    if used:
+        request["offline_used"] = used
+    status, answer = client.request("/v1/preauth", request)
+    if used and status == 400 and answer.get("error") == "unknown_field":
+        # A server older than this host: log in without reporting (sent again next time).
+        ctx.log.warning("the server does not take reports of codes used offline; upgrade it", NAME)
+        return client.request("/v1/preauth", {"user": ctx.user})
+    if used and status == 200 and isinstance(answer.get("offline_used"), int):
+        ctx.stash[OFFLINE_USED_REPORTED] = used
+    return status, answer
 
 
 @hookimpl
