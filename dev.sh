@@ -25,8 +25,16 @@ need_apt() {
             exit 2
         fi
         echo "dev.sh: installing ${missing[*]}" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # Daemons that some packages start on install (sshd, pcscd, ...) must not be left
+        # running: the tests start their own on loopback.  policy-rc.d 101 = "do not start".
+        local policy=/usr/sbin/policy-rc.d made_policy=
+        if [[ ! -e $policy ]]; then
+            printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made_policy=1
+        fi
+        local apt=(apt-get -o DPkg::Lock::Timeout=900)
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" update -qq
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        if [[ -n $made_policy ]]; then rm -f "$policy"; fi
     fi
 }
 
