@@ -22,7 +22,7 @@ import tempfile
 import time
 
 from otpme_auth.testing.pam import PamHarness, missing_requirements
-from otpme_auth.testing.realm import Realm
+from otpme_auth_server.testing import Realm
 
 USER = "otpme-demo"
 PASSWORD = "correct horse battery staple"

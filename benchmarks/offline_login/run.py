@@ -69,7 +69,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark creates a throw-away user and a root-only cache")
     sys.path.insert(0, ROOT)
-    from otpme_auth.testing.realm import Realm
+    from otpme_auth_server.testing import Realm
     work = tempfile.mkdtemp(prefix="otpme-offline-bench-")
     os.chmod(work, 0o755)
     created = False

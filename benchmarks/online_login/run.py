@@ -57,7 +57,7 @@ def main():
     import otpme_auth_online as online
     from otpme_auth import abstain
     from otpme_auth.testing import make_plugin, run_login
-    from otpme_auth.testing.realm import Realm
+    from otpme_auth_server.testing import Realm
     from otpme_auth_online import hostconfig
     from otpme_auth_online.client import Client
 

@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from otpme_auth.server import cli, config, otp, realm
-from otpme_auth.server.crypto import Passwords, SecretBox
-from otpme_auth.server.store import Store
+from otpme_auth_server import cli, config, otp, realm
+from otpme_auth_server.crypto import Passwords, SecretBox
+from otpme_auth_server.store import Store
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PASSWORD = "bench-password-1"
@@ -211,7 +211,7 @@ def run_backend(name, db, args, rows):
     try:
         argon2 = {"time_cost": args.argon2_t, "memory_cost": args.argon2_m, "parallelism": args.argon2_p}
         d, port, jotp, secrets = setup_realm(base, db, args.users, 64, argon2)
-        srv = subprocess.Popen([sys.executable, "-m", "otpme_auth.server.cli", "run", "--dir", d,
+        srv = subprocess.Popen([sys.executable, "-m", "otpme_auth_server.cli", "run", "--dir", d,
                                 "--workers", str(args.workers), "--log-level", "WARNING"])
         for _ in range(200):
             try:

@@ -15,7 +15,7 @@ from ..install import render_script, site_dirs
 
 #: Modules no login path needs (plugins add their CLI-only modules).
 HEAVY = ("pluggy", "importlib.metadata", "attrs", "attr", "logging", "typing", "dataclasses",
-         "json", "argparse", "otpme_auth.server", "otpme_auth.manager")
+         "json", "argparse", "otpme_auth_server", "otpme_auth.manager")
 
 _PROBE = """
 import json, sys

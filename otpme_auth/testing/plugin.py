@@ -79,28 +79,6 @@ def system_user(tmp_path):
         subprocess.run(["userdel", name], check=False, capture_output=True)
 
 
-@pytest.fixture
-def realm(tmp_path):
-    """A :class:`~otpme_auth.testing.realm.Realm` (not started) in a temp dir; stopped after.
-
-    Needs the server (``pip install otpme-auth[server]``); skips without it
-    unless ``OTPME_AUTH_REQUIRE_REAL=1``.
-    """
-    import os
-    import shutil
-    import sys
-    from .realm import Realm
-    if not os.path.exists(os.path.join(os.path.dirname(sys.executable), "otpme-auth-server")) \
-            and not shutil.which("otpme-auth-server"):
-        message = "the realm fixture needs otpme-auth-server (otpme-auth[server])"
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    r = Realm(tmp_path / "realm")
-    yield r
-    r.stop()
-
-
 # -- OTPME_AUTH_REQUIRE_REAL=1: a skipped test fails the run -----------------
 #
 # Tests of real components (libpam, PostgreSQL, the peer modules, a tmpfs) skip

@@ -5,7 +5,7 @@ No exception text ever contains a password, an OTP or a secret.
 
 
 class ServerError(Exception):
-    """Base class of every error raised on purpose by otpme_auth.server."""
+    """Base class of every error raised on purpose by otpme_auth_server."""
 
 
 class ConfigError(ServerError):

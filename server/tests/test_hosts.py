@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from otpme_auth.server import otp
+from otpme_auth_server import otp
 
 from srvkit import (ServerProc, adm, adm_ok, b32, free_port, join, make_realm, shown_jotp,
                     shown_pin, shown_secret)

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from otpme_auth.server import admin, cli
-from otpme_auth.testing.realm import stop_process, wait_for_port
+from otpme_auth_server import admin, cli
+from otpme_auth.testing.procs import stop_process, wait_for_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 # Cheap argon2 for tests; the documented production cost is in docs/server.md.
@@ -130,7 +130,7 @@ class ServerProc:
         self.port = port
         self.log = open(os.path.join(directory, f"server-{port}.log"), "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "otpme_auth.server.cli", "run", "--dir", directory,
+            [sys.executable, "-m", "otpme_auth_server.cli", "run", "--dir", directory,
              "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "INFO"],
             stdout=self.log, stderr=subprocess.STDOUT)
         if wait_for_port(self.proc, port):

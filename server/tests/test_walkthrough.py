@@ -5,7 +5,7 @@ import datetime
 import os
 import time
 
-from otpme_auth.server import otp
+from otpme_auth_server import otp
 
 from srvkit import Client, adm, adm_ok, b32, join, shown_jotp, shown_pin, shown_secret
 

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from otpme_auth.server import otp, realm
-from otpme_auth.server.crypto import SecretBox
-from otpme_auth.server.errors import InvalidValue
+from otpme_auth_server import otp, realm
+from otpme_auth_server.crypto import SecretBox
+from otpme_auth_server.errors import InvalidValue
 
 from srvkit import adm, adm_ok, make_realm
 
@@ -105,10 +105,10 @@ def test_admin_errors_are_one_line(tmp_path, capsys):
 
 
 def test_console_scripts_exit_2(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "otpme_auth.server.admin", "--dir", str(tmp_path / "none"),
+    r = subprocess.run([sys.executable, "-m", "otpme_auth_server.admin", "--dir", str(tmp_path / "none"),
                         "user", "show"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "server.json" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "otpme_auth.server.cli", "run", "--dir", str(tmp_path / "none")],
+    r = subprocess.run([sys.executable, "-m", "otpme_auth_server.cli", "run", "--dir", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
 

@@ -38,7 +38,7 @@ from .crypto import cert_fingerprint, load_ca, sign_host_csr, cert_pem
 from .errors import BadRequest
 from .realm import times_allow
 
-log = logging.getLogger("otpme_auth.server")
+log = logging.getLogger("otpme_auth_server")
 
 # Refusal reasons (docs/protocol.md) and the text a user may be shown.
 REASONS = {

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from otpme_auth.server import otp
-from otpme_auth.server.crypto import SecretBox
+from otpme_auth_server import otp
+from otpme_auth_server.crypto import SecretBox
 
 from srvkit import adm, adm_ok, b32, join, shown_jotp, shown_pin, shown_secret
 

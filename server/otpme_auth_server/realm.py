@@ -1,6 +1,6 @@
 """Administrative operations on a realm's objects (used by the admin CLI and tests).
 
-Every function takes an open :class:`~otpme_auth.server.store.Conn` and runs in
+Every function takes an open :class:`~otpme_auth_server.store.Conn` and runs in
 the caller's transaction; it raises NotFound / AlreadyExists / InvalidValue with a
 message naming the object, never with a secret in it.
 """

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from otpme_auth.server import otp
-from otpme_auth.server.auth import verify_ssh_signature
+from otpme_auth_server import otp
+from otpme_auth_server.auth import verify_ssh_signature
 
 from srvkit import adm, adm_ok, b32, join, shown_jotp, shown_secret
 

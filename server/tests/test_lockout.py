@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from otpme_auth.server import otp, realm as realm_ops
-from otpme_auth.server.config import load as load_config
-from otpme_auth.server.store import Store
+from otpme_auth_server import otp, realm as realm_ops
+from otpme_auth_server.config import load as load_config
+from otpme_auth_server.store import Store
 
 from srvkit import (ServerProc, adm, adm_ok, b32, free_port, host_clients, join, make_realm, race,
                     shown_jotp, shown_pin, shown_secret)

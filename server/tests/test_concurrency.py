@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from otpme_auth.server import otp
+from otpme_auth_server import otp
 
 from srvkit import ServerProc, adm_ok, b32, free_port, host_clients, join, make_realm, race, shown_jotp, shown_secret
 

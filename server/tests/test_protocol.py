@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otpme_auth.server import config
-from otpme_auth.server.errors import BadRequest
-from otpme_auth.server.protocol import SCHEMAS, parse_body, parse_head
-from otpme_auth.server.store import Store
+from otpme_auth_server import config
+from otpme_auth_server.errors import BadRequest
+from otpme_auth_server.protocol import SCHEMAS, parse_body, parse_head
+from otpme_auth_server.store import Store
 
 from srvkit import Client, ServerProc, adm_ok, free_port, join, make_realm, shown_jotp
 

@@ -1,51 +1,24 @@
 """A throw-away realm for host-side tests: a real server on loopback, joined hosts.
 
-Everything goes through the console scripts (``otpme-auth-server``,
-``otpme-auth-admin``, ``otpme-auth join``), as an administrator would type
-them, so the kit never imports the server: client and server meet only in the
-protocol.  Password hashing is set cheap (argon2id t=1, 8 MiB) for speed.
+Shipped with the server distribution as a pytest plugin (the ``realm`` fixture), so plugin authors who test against a realm install ``otpme-auth-server``
+beside the framework's kit.  Everything goes through the console scripts
+(``otpme-auth-server``, ``otpme-auth-admin``, ``otpme-auth join``), as an
+administrator would type them: the test and the server meet only in the protocol.
+Password hashing is set cheap (argon2id t=1, 8 MiB) for speed.
 """
 
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 
+import pytest
+
+from otpme_auth.testing.procs import free_port, stop_process, wait_for_port
+
 TEST_ARGON2 = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(proc, port, timeout=20):
-    """Wait until something listens on 127.0.0.1:``port``; False if ``proc`` died or time ran out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            if proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-    return False
-
-
-def stop_process(proc):
-    """Terminate ``proc`` (a server), killing it if it does not stop within 10 s."""
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _script(name):
@@ -152,3 +125,11 @@ class Realm:
                 return fh.read()
         except FileNotFoundError:
             return ""
+
+
+@pytest.fixture
+def realm(tmp_path):
+    """A :class:`Realm` (not started) in a temp dir; stopped after."""
+    r = Realm(tmp_path / "realm")
+    yield r
+    r.stop()

@@ -20,7 +20,7 @@ from .errors import BadRequest, ServerError
 from .protocol import MAX_HEADER, error_body, parse_body, parse_head
 from .store import Store
 
-log = logging.getLogger("otpme_auth.server")
+log = logging.getLogger("otpme_auth_server")
 
 IDLE_TIMEOUT = 60  # seconds a keep-alive connection may stay idle
 _REASON = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
