@@ -114,6 +114,30 @@ class LoginContext:
         self.first_pass_allowed = True   # False in the try_first_pass retry round
         self._authtok_key = None
         self._share_authtok = None  # Secret to set as PAM_AUTHTOK for the next module
+        self._cleanups = []         # (function, plugin) run when this PAM call ends
+
+    # -- per-call cleanup -------------------------------------------------
+
+    def add_cleanup(self, function, plugin=None):
+        """Run ``function()`` when this PAM call ends, whatever happens in between.
+
+        For a resource a plugin opens in one hook and closes in a later one (a
+        connection opened in collect_credentials, closed in verify): a call that
+        ends between the two still releases it.  Cleanups run last-added first;
+        one that raises is logged (naming ``plugin``) and the others still run.
+        Running a cleanup twice must be harmless (close an already closed socket).
+        """
+        self._cleanups.append((function, plugin))
+
+    def run_cleanups(self):
+        """Run and forget the cleanups (the host calls this once, in a ``finally``)."""
+        while self._cleanups:
+            function, plugin = self._cleanups.pop()
+            try:
+                function()
+            except Exception as exc:  # a cleanup cannot change the outcome; say so
+                self.log.error("cleanup %s failed: %s: %s" % (
+                    getattr(function, "__qualname__", function), type(exc).__name__, exc), plugin)
 
     # -- credentials ----------------------------------------------------
 

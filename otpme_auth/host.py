@@ -69,7 +69,42 @@ class Host:
         self.calls = []  # (hook, plugin) in call order, for the plugin kit
 
     def implementers(self, hook):
+        _check_hook(hook)
         return [p.name for p in self.plugins if hook in p.impls]
+
+    # -- one method per hook: core code calls these, so a misspelt hook is an
+    #    AttributeError, never a silent empty result --------------------------
+
+    def pre_auth(self, ctx):
+        return self.call("otpme_auth_pre_auth", ctx)
+
+    def collect_credentials(self, ctx):
+        return self.call("otpme_auth_collect_credentials", ctx)
+
+    def verify(self, ctx):
+        return self.call("otpme_auth_verify", ctx)
+
+    def verify_fallback(self, ctx, unavailable):
+        return self.call("otpme_auth_verify_fallback", ctx, unavailable=unavailable)
+
+    def post_login(self, ctx):
+        return self.call("otpme_auth_post_login", ctx)
+
+    def login_failed(self, ctx, decision):
+        return self.call("otpme_auth_login_failed", ctx, decision=decision)
+
+    def setcred(self, ctx, action):
+        return self.call("otpme_auth_setcred", ctx, action=action)
+
+    def check_account(self, ctx):
+        return self.call("otpme_auth_check_account", ctx)
+
+    def open_session(self, ctx):
+        return self.call("otpme_auth_open_session", ctx)
+
+    def close_session(self, ctx, errors):
+        """Reverse line order; every plugin is called, exceptions collected in ``errors``."""
+        return self.call("otpme_auth_close_session", ctx, reverse=True, errors=errors)
 
     def call(self, hook, ctx, reverse=False, errors=None, **kwargs):
         """Call ``hook`` on every plugin implementing it; return ``[(plugin, result)]``.
@@ -80,6 +115,7 @@ class Host:
         the call, unless ``errors`` is a list: then exceptions are collected
         there and every plugin is still called (close_session).
         """
+        _check_hook(hook)
         results = []
         plugins = reversed(self.plugins) if reverse else self.plugins
         for plugin in plugins:
@@ -106,10 +142,15 @@ class Host:
                 errors.append(exc)
                 continue
             if self.trace:
-                self.log.debug("trace: %s -> %r (%.1f ms)" % (
+                self.log.info("trace: %s -> %r (%.1f ms)" % (
                     hook, result, (time.monotonic() - started) * 1000), plugin.name)
             results.append((plugin.name, result))
         return results
+
+
+def _check_hook(hook):
+    if hook not in HOOKS:
+        raise ValueError("no hook named %r (the hooks: %s)" % (hook, ", ".join(sorted(HOOKS))))
 
 
 def _where(exc):

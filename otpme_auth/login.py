@@ -70,6 +70,9 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
     except Exception as exc:  # a bug of ours: fail closed, no traceback to libpam
         log.error("internal error in %s: %s: %s" % (function, type(exc).__name__, exc))
         code = "SERVICE_ERR"
+    finally:
+        if ctx is not None:
+            ctx.run_cleanups()
     return Outcome(code, ctx, host, log)
 
 

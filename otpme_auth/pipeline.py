@@ -27,7 +27,7 @@ def authenticate(host, ctx):
         return _failed(host, ctx, verdict, decisions)
     ctx.verified_by = tuple(d.plugin for d in decisions)
     try:
-        host.call("otpme_auth_post_login", ctx)
+        host.post_login(ctx)
     except OtpmeAuthError as exc:
         log.error("login of %s refused after verification: %s" % (ctx.user, exc),
                   getattr(exc, "plugin", None))
@@ -41,7 +41,7 @@ def authenticate(host, ctx):
 
 
 def _decide(host, ctx):
-    for name, result in host.call("otpme_auth_pre_auth", ctx):
+    for name, result in host.pre_auth(ctx):
         if result is None:
             continue
         decision = as_decision(result, name)
@@ -54,14 +54,14 @@ def _decide(host, ctx):
                           "or the plugin that checks the credentials")
     has_fallback = bool(host.implementers("otpme_auth_verify_fallback"))
     for attempt in (1, 2):
-        host.call("otpme_auth_collect_credentials", ctx)
-        primary = [as_decision(r, n) for n, r in host.call("otpme_auth_verify", ctx)]
+        host.collect_credentials(ctx)
+        primary = [as_decision(r, n) for n, r in host.verify(ctx)]
         fallback_used = []
 
         def fallback(missing):
             fallback_used.append(True)
             return [as_decision(r, n) for n, r in
-                    host.call("otpme_auth_verify_fallback", ctx, unavailable=missing)]
+                    host.verify_fallback(ctx, missing)]
 
         verdict, decisions, _ = combine(primary, fallback if has_fallback else None)
         ctx.decisions = primary + [d for d in decisions if d not in primary]
@@ -95,7 +95,7 @@ def _who(ctx):
 
 def _notify_failed(host, ctx, decision):
     try:
-        host.call("otpme_auth_login_failed", ctx, decision=decision)
+        host.login_failed(ctx, decision)
     except Exception as exc:  # it cannot change the outcome; say so and go on
         ctx.log.error("login_failed hook failed: %s" % exc, getattr(exc, "plugin", None))
 
@@ -105,7 +105,7 @@ def setcred(host, ctx, action):
     if not host.implementers("otpme_auth_setcred"):
         return "SUCCESS"
     try:
-        host.call("otpme_auth_setcred", ctx, action=action)
+        host.setcred(ctx, action)
     except OtpmeAuthError as exc:
         ctx.log.error("setcred (%s) failed: %s" % (action, exc), getattr(exc, "plugin", None))
         return "CRED_ERR"
@@ -117,7 +117,7 @@ def check_account(host, ctx):
     if not host.implementers("otpme_auth_check_account"):
         return "IGNORE"
     try:
-        for name, result in host.call("otpme_auth_check_account", ctx):
+        for name, result in host.check_account(ctx):
             if result is None:
                 continue
             decision = as_decision(result, name)
@@ -137,7 +137,7 @@ def check_account(host, ctx):
 def open_session(host, ctx):
     """pam_sm_open_session: plugins in line order; the first failure stops it."""
     try:
-        host.call("otpme_auth_open_session", ctx)
+        host.open_session(ctx)
     except OtpmeAuthError as exc:
         ctx.log.error("open_session failed: %s" % exc, getattr(exc, "plugin", None))
         return "SESSION_ERR"
@@ -147,7 +147,7 @@ def open_session(host, ctx):
 def close_session(host, ctx):
     """pam_sm_close_session: reverse line order; every plugin is called."""
     errors = []
-    host.call("otpme_auth_close_session", ctx, reverse=True, errors=errors)
+    host.close_session(ctx, errors)
     for exc in errors:
         ctx.log.error("close_session failed: %s" % exc, getattr(exc, "plugin", None))
     return "SESSION_ERR" if errors else "SUCCESS"

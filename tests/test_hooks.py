@@ -237,10 +237,47 @@ def test_hook_close_session():
 
 
 def test_trace_names_each_hook_and_plugin_without_secrets():
-    result = run_login({"pw": password_checker()}, "pw trace debug", answers=["secret"])
+    # `trace` alone is enough: its lines are not hidden behind `debug`.
+    result = run_login({"pw": password_checker()}, "pw trace", answers=["secret"])
     traces = [line for line in result.log if "trace:" in line]
     assert any("[pw]" in t and "otpme_auth_verify" in t and "ALLOW" in t for t in traces)
     assert not any("secret" in line for line in result.log)
+
+
+def test_a_misspelt_hook_is_an_error_not_an_empty_result():
+    import pytest
+
+    from otpme_auth.host import Host
+    host = Host([], log=None)
+    with pytest.raises(ValueError, match="no hook named 'otpme_auth_postlogin'"):
+        host.call("otpme_auth_postlogin", None)
+    with pytest.raises(ValueError):
+        host.implementers("otpme_auth_verifyy")
+    assert not hasattr(host, "postlogin")  # the typed layer: one method per hook
+    assert all(hasattr(host, h[len("otpme_auth_"):]) for h in HOOKS
+               if h not in ("otpme_auth_declare_options", "otpme_auth_add_cli_commands"))
+
+
+def test_cleanups_run_when_the_login_ends_between_hooks():
+    """A resource opened in collect_credentials is released although verify never closes it."""
+    events = []
+
+    def collect(ctx):
+        events.append("open")
+        ctx.add_cleanup(lambda: events.append("first cleanup"), "conn")
+        ctx.add_cleanup(lambda: 1 / 0, "conn")
+        ctx.add_cleanup(lambda: events.append("last cleanup"), "conn")
+        ctx.ask_authtok()
+
+    def verify(ctx):
+        raise RuntimeError("crashed before closing")
+    conn = make_plugin("conn", otpme_auth_collect_credentials=collect, otpme_auth_verify=verify)
+    result = run_login({"conn": conn}, "conn", answers=["pw"])
+    assert result.code != "SUCCESS"
+    # last added runs first; one that raises is logged and the others still run
+    assert events == ["open", "last cleanup", "first cleanup"]
+    assert any("cleanup" in line and "ZeroDivisionError" in line and "[conn]" in line
+               for line in result.log)
 
 
 def test_message_to_user_is_queued():

@@ -82,6 +82,7 @@ def _preauth(ctx, options):
         return
     client = Client(config.servers, config.ca_file, config.cert_file, config.key_file,
                     options.connect_timeout, options.connection_timeout)
+    ctx.add_cleanup(client.close, NAME)  # a login that ends before verify closes it too
     try:
         client.connect()
         status, answer = _ask_preauth(ctx, client)
