@@ -26,11 +26,13 @@ class Outcome:
 
 
 def run(function, args, user, service, conversation, pam=None, registry=None,
-        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish", flags=0):
+        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish", flags=0, site_dirs=None):
     """Resolve the line, load the enabled plugins, run ``function``; never raises.
 
     :param function: one of :data:`FUNCTIONS`.
     :param args: the module arguments of the PAM line.
+    :param site_dirs: the installation's site directories (the entry script's
+        ``SITE_DIRS``): they name the plugin registry's cache.
     :returns: an :class:`Outcome`; ``code`` is a PAM code name.
     """
     log = log or Log(service, function=function)
@@ -40,7 +42,7 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
         if not user or not isinstance(user, str):
             log.error("no user name from the application")
             return Outcome("USER_UNKNOWN", None, None, log)
-        registry = registry or Registry(cache_dir, log)
+        registry = registry or Registry(cache_dir, log, paths=site_dirs or None)
         line = resolve(args, registry.installed(), registry.options_of,
                        DEFAULT_VERIFIERS if function == "authenticate" else ())
         plugins = [load_plugin(name, registry.load(name), view) for name, view in line.plugins]

@@ -51,27 +51,53 @@ class _Conversation(PamConversation):
         return super()._send(style, text)
 
 
-def _call(function, pamh, flags, argv, cache_dir, action="establish"):
+def _call(function, pamh, flags, argv, cache_dir, site_dirs=None):
     try:
         try:
             user = pamh.get_user(None)
         except pamh.exception:
             user = None
+        action = "establish"
+        if function == "setcred":
+            action = next((name for bit, name in _CRED_ACTIONS if flags & bit), "establish")
         outcome = run(function, list(argv[1:]), user, pamh.service or "?",
                       _Conversation(pamh, bool(flags & PAM_SILENT)), PamHandleItems(pamh),
-                      cache_dir=cache_dir, action=action, flags=flags)
+                      cache_dir=cache_dir, action=action, flags=flags, site_dirs=site_dirs)
         return getattr(pamh, "PAM_" + outcome.code)
     except Exception:  # last line of defence: never a traceback, never success
         return pamh.PAM_SERVICE_ERR
 
 
+#: The PAM functions pam_python looks up in the entry script, in this order.
+PAM_FUNCTIONS = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session",
+                 "chauthtok")
+
+
+def pam_functions(cache_dir=DEFAULT_CACHE_DIR, site_dirs=None):
+    """The ``pam_sm_*`` functions of :data:`PAM_FUNCTIONS`, bound to an installation.
+
+    The entry script assigns them to its module-level ``pam_sm_*`` names.
+    ``site_dirs`` (the script's ``SITE_DIRS``) names the plugin registry's cache.
+    """
+    def bind(function):
+        if function == "chauthtok":
+            return chauthtok
+
+        def pam_sm(pamh, flags, argv):
+            return _call(function, pamh, flags, argv, cache_dir, site_dirs)
+        pam_sm.__name__ = pam_sm.__qualname__ = "pam_sm_" + function
+        return pam_sm
+    return tuple(bind(f) for f in PAM_FUNCTIONS)
+
+
+# Entry points of scripts generated before pam_functions() (regenerate them with
+# `otpme-auth install-pam`).
 def authenticate(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
     return _call("authenticate", pamh, flags, argv, cache_dir)
 
 
 def setcred(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
-    action = next((name for bit, name in _CRED_ACTIONS if flags & bit), "establish")
-    return _call("setcred", pamh, flags, argv, cache_dir, action)
+    return _call("setcred", pamh, flags, argv, cache_dir)
 
 
 def acct_mgmt(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):

@@ -4,10 +4,18 @@ Entry-point discovery (``importlib.metadata``) costs ~25 ms of import alone,
 more than the whole login may spend.  So the registry is scanned only when
 the installed packages change, and kept in a small cache file:
 
-* fresh: the cache records the modification time and inode of every
-  ``sys.path`` directory; installing, upgrading or removing a package changes
-  its site-packages directory, and the next login rescans.
+* one cache per installation: its file is named after the installation's site
+  directories, the ones ``install-pam`` bakes into the entry script
+  (:func:`otpme_auth.install.site_dirs`), never after the calling program's
+  ``sys.prefix`` or ``PATH`` (pam_python takes ``sys.prefix`` from ``PATH``), so
+  ``otpme-auth refresh-plugins`` writes the very file the PAM module reads.
+* fresh: the cache records the modification time and inode of each of those
+  directories; installing, upgrading or removing a package changes its
+  site-packages directory, and the next login rescans.
   ``otpme-auth refresh-plugins`` (and ``check-config``) rescan on demand.
+* no stale failure: a cache that records a broken plugin is not trusted; the
+  registry rescans (in memory, and rewrites the cache), so a fixed plugin is
+  usable at the next login without a refresh.
 * trusted: the cache tells which module to import, so it is read only if it
   and its directory are owned by root (or the running user) and writable by
   no one else; otherwise it is ignored (and a warning logged) and the
@@ -19,7 +27,6 @@ with its error, and a line that enables it fails closed.
 """
 
 import os
-import sys
 
 from . import __version__
 from .errors import PluginError
@@ -66,10 +73,10 @@ def _flat(text):
     return " ".join(str(text).split())
 
 
-def fingerprint(paths=None):
-    """A string that changes when any package is installed, upgraded or removed."""
+def fingerprint(paths):
+    """A string that changes when a package is installed, upgraded or removed in ``paths``."""
     parts = [FORMAT, __version__]
-    for path in (sys.path if paths is None else paths):
+    for path in paths:
         try:
             st = os.stat(path or ".")
         except OSError:
@@ -110,9 +117,14 @@ class Registry:
     """The installed plugins, from the cache when it is fresh and trusted."""
 
     def __init__(self, cache_dir=DEFAULT_CACHE_DIR, log=None, paths=None):
+        """:param paths: the installation's site directories (the entry script's
+        ``SITE_DIRS``); by default those of the installation this code runs from."""
         self.cache_dir = cache_dir
         self.log = log
-        self.paths = paths
+        if paths is None:
+            from .install import site_dirs
+            paths = site_dirs()
+        self.paths = list(paths)
         self._plugins = None
         self._objects = {}
 
@@ -123,6 +135,8 @@ class Registry:
         if self._plugins is None:
             fp = fingerprint(self.paths)
             cached = self._read_cache(fp) if self.cache_dir else None
+            if cached is not None and any(info.error for info in cached.values()):
+                cached = None  # a recorded failure may have been fixed since: look again
             if cached is None:
                 cached = self.scan()
                 if self.cache_dir:
@@ -153,7 +167,7 @@ class Registry:
 
     def cache_path(self):
         import binascii
-        key = binascii.crc32(("\0".join([sys.prefix] + list(self.paths or sys.path))).encode())
+        key = binascii.crc32("\0".join(self.paths).encode())
         return os.path.join(self.cache_dir, "plugins-%08x.cache" % key)
 
     def _read_cache(self, fp):
@@ -276,7 +290,7 @@ class StaticRegistry(Registry):
     """A registry of given plugin objects (the plugin kit and tests use it)."""
 
     def __init__(self, plugins):
-        super().__init__(cache_dir=None)
+        super().__init__(cache_dir=None, paths=())
         self._given = dict(plugins)
         self._objects = dict(plugins)
 

@@ -20,26 +20,8 @@ sys.path[:] = [_p for _p in sys.path if _p not in _system] + _system
 
 from otpme_auth import pam_entry as _entry  # noqa: E402
 
-
-def pam_sm_authenticate(pamh, flags, argv):
-    return _entry.authenticate(pamh, flags, argv, CACHE_DIR)
-
-
-def pam_sm_setcred(pamh, flags, argv):
-    return _entry.setcred(pamh, flags, argv, CACHE_DIR)
-
-
-def pam_sm_acct_mgmt(pamh, flags, argv):
-    return _entry.acct_mgmt(pamh, flags, argv, CACHE_DIR)
-
-
-def pam_sm_open_session(pamh, flags, argv):
-    return _entry.open_session(pamh, flags, argv, CACHE_DIR)
-
-
-def pam_sm_close_session(pamh, flags, argv):
-    return _entry.close_session(pamh, flags, argv, CACHE_DIR)
-
-
-def pam_sm_chauthtok(pamh, flags, argv):
-    return _entry.chauthtok(pamh, flags, argv, CACHE_DIR)
+# The functions pam_python calls, bound to this installation (SITE_DIRS names
+# the plugin registry's cache, so the PAM module and `otpme-auth refresh-plugins`
+# share it whatever PATH either runs with).
+(pam_sm_authenticate, pam_sm_setcred, pam_sm_acct_mgmt, pam_sm_open_session,
+ pam_sm_close_session, pam_sm_chauthtok) = _entry.pam_functions(CACHE_DIR, SITE_DIRS)

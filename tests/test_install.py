@@ -37,10 +37,16 @@ def test_install_pam_no_snippets(tmp_path):
 
 
 def test_entry_script_defines_every_pam_function(tmp_path):
-    text = render_script(["/x"], "/c")
-    for fn in ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session",
-               "chauthtok"):
-        assert "def pam_sm_%s(pamh, flags, argv):" % fn in text
+    script = tmp_path / SCRIPT_NAME
+    script.write_text(render_script(["/x"], "/c"))
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c",
+         "import runpy, sys; sys.path.insert(0, %r); ns = runpy.run_path(%r); "
+         "print(' '.join(n for n in sorted(ns) if n.startswith('pam_sm_') and callable(ns[n])))"
+         % (ROOT, str(script))], capture_output=True, text=True)
+    assert proc.stdout.split() == sorted("pam_sm_" + fn for fn in (
+        "authenticate", "setcred", "acct_mgmt", "open_session", "close_session", "chauthtok")), \
+        proc.stderr
 
 
 def test_script_imports_under_debians_python(tmp_path):

@@ -167,3 +167,21 @@ def test_pam_items_reach_the_module(stack, tmp_path):
     log = pam.read_log()
     assert any("authenticated %s from 198.51.100.7" % user in line for line in log)
     assert any("authentication of %s from 198.51.100.7 failed" % user in line for line in log)
+
+
+def test_one_registry_cache_whatever_path_the_application_or_admin_has(stack):
+    """pam_python takes sys.prefix from PATH: the cache must be named by the installation's
+    site directories, so refresh-plugins rewrites the very file every login reads."""
+    import subprocess
+    import sys
+    pam, user, opts = stack
+    pam.service("svc", pam.line(opts))
+    venv_bin = os.path.dirname(sys.executable)
+    for path in ("/usr/bin:/bin", "%s:/usr/bin:/bin" % venv_bin, "/usr/local/bin:/usr/bin"):
+        assert pam.run("svc", user, answers=[PASSWORD], env={"PATH": path}).code == "SUCCESS"
+        proc = subprocess.run([os.path.join(venv_bin, "otpme-auth"), "refresh-plugins",
+                               "--cache-dir", pam.cache_dir], env={"PATH": path},
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert len(os.listdir(pam.cache_dir)) == 1, os.listdir(pam.cache_dir)
+        assert os.listdir(pam.cache_dir)[0] in proc.stdout

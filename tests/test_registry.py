@@ -60,6 +60,30 @@ def test_cache_is_written_then_used(cache_dir, paths):
     assert set(second.installed()) == set(plugins) and second.scans == 0
 
 
+def test_a_cached_failure_does_not_outlive_its_fix(cache_dir, paths):
+    """A cache written while a plugin was broken must not keep refusing logins."""
+    counting_registry(cache_dir, paths).installed()
+    reg = counting_registry(cache_dir, paths)
+    with open(reg.cache_path()) as fh:
+        lines = fh.read().split("\n")
+    broken = [line for line in lines if line.startswith("plugin\tpassfile\t")]
+    assert broken
+    lines = [line + "ImportError: was broken" if line in broken else line for line in lines]
+    with open(reg.cache_path(), "w") as fh:
+        fh.write("\n".join(lines))
+    assert not reg.installed()["passfile"].error  # fixed since: rescanned
+    assert reg.scans == 1
+    again = counting_registry(cache_dir, paths)
+    assert not again.installed()["passfile"].error and again.scans == 0  # and rewritten
+
+
+def test_the_cache_is_named_by_the_installation_not_the_caller(cache_dir, paths, monkeypatch):
+    name = Registry(cache_dir, paths=paths).cache_path()
+    monkeypatch.setattr("sys.prefix", "/somewhere/else")
+    monkeypatch.setattr("sys.path", ["/other"] + list(__import__("sys").path))
+    assert Registry(cache_dir, paths=paths).cache_path() == name
+
+
 def test_installing_a_package_makes_the_next_login_rescan(cache_dir, paths):
     counting_registry(cache_dir, paths).installed()
     os.mkdir(os.path.join(paths[0], "newpkg-1.0.dist-info"))  # what pip does
