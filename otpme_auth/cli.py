@@ -27,7 +27,7 @@ def _registry(args, log=None):
 
 def cmd_check_config(args, out):
     from .log import Log
-    from .options import CORE, CORE_OPTIONS, resolve, split_line
+    from .options import CORE, CORE_OPTIONS, resolve, show_value, split_line
     text = " ".join(args.options)
     words = split_line(text)
     log = Log("check-config", to_syslog=False)
@@ -39,22 +39,26 @@ def cmd_check_config(args, out):
     out.write("\nenabled plugins (in the order they run):\n")
     if not line.plugins:
         out.write("  (none)\n")
+    width = max([22] + [len(name) for name in line.plugin_names])
     for name, _ in line.plugins:
         info = installed[name]
-        out.write("  %-22s enabled by %-28s %s %s\n" % (
-            name, line.enabled_by[name], info.dist, info.version))
+        out.write("  %s enabled by %-28s %s %s\n" % (
+            name.ljust(width), line.enabled_by[name], info.dist, info.version))
     if args.function == "authenticate" and not any(
             "otpme_auth_verify" in installed[n].hooks for n in line.plugin_names):
         out.write("  warning: no verifier is enabled; authentication will fail closed\n")
     views = [(CORE, line.core)] + line.plugins
-    kinds = {(CORE, o.name): o.kind for o in CORE_OPTIONS}
+    specs = {(CORE, o.name): o for o in CORE_OPTIONS}
     for name in line.plugin_names:
-        kinds.update({(name, o.name): o.kind for o in registry.options_of(name)})
-    out.write("\noptions:\n")
+        specs.update({(name, o.name): o for o in registry.options_of(name)})
+    rows = []
     for owner, view in views:
         for name, value in view.items():
-            out.write("  %-10s %-28s = %-24s (%s)\n" % (
-                owner, name, _value(value, kinds.get((owner, name))), view.origin(name)))
+            spec = specs.get((owner, name))
+            shown = spec.display(value) if spec is not None else show_value(value)
+            rows.append((owner, name, shown, view.origin(name), spec.help if spec else ""))
+    out.write("\noptions:\n")
+    _table(out, rows)
     sleeping = sorted(set(installed) - set(line.plugin_names))
     if sleeping:
         out.write("\ninstalled but not enabled by this line (they will not run): %s\n"
@@ -62,10 +66,17 @@ def cmd_check_config(args, out):
     return 0
 
 
-def _value(value, kind=None):
-    if kind == "mode" and isinstance(value, int):
-        return "0%03o" % value
-    return repr(value)
+def _table(out, rows):
+    """owner, option, value, origin, help: columns as wide as their longest entry;
+    the help on its own indented line, so long names and values never break the table."""
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    for owner, name, value, origin, help_text in rows:
+        out.write("  %s  %s = %s  (%s)\n" % (owner.ljust(widths[0]), name.ljust(widths[1]),
+                                              value, origin))
+        if help_text:
+            out.write("  %s  %s\n" % (" " * widths[0], help_text))
 
 
 def _quote(word):
@@ -82,7 +93,16 @@ def cmd_list_plugins(args, out):
         out.write("%s  (%s %s, %s)  %s\n" % (name, info.dist, info.version, info.entry, state))
         if info.enabling:
             out.write("    enabled by: %s\n" % ", ".join((name,) + info.enabling))
-        if info.options:
+        if info.options and not info.error:
+            out.write("    options:\n")
+            specs = {o.name: o for o in registry.options_of(name)}
+            width = max(len(o) for o in info.options)
+            for option in info.options:
+                spec = specs.get(option)
+                default = spec.display(spec.default) if spec else "?"
+                out.write("      %s  default %s%s\n" % (
+                    option.ljust(width), default, "; " + spec.help if spec and spec.help else ""))
+        elif info.options:
             out.write("    options: %s\n" % ", ".join(info.options))
         if info.hooks:
             out.write("    hooks: %s\n" % ", ".join(h.replace("otpme_auth_", "") for h in info.hooks))
@@ -106,9 +126,9 @@ def cmd_login(args, out):
     words = split_line(" ".join(args.options))
     log = Log(args.service, to_syslog=False)
     log.debug_enabled = "debug" in words
-    pam = PamItems(authtok=None)
+    pam = PamItems(authtok=None, rhost=args.rhost, ruser=args.ruser, tty=args.tty)
     outcome = run(args.function, words, args.user, args.service, TerminalConversation(), pam,
-                  cache_dir=args.cache_dir, log=log)
+                  registry=getattr(args, "registry", None), cache_dir=args.cache_dir, log=log)
     for level, line in log.records:
         sys.stderr.write("%s: %s\n" % (level, line))
     out.write("%s: PAM_%s\n" % (args.function, outcome.code))
@@ -144,6 +164,9 @@ def build_parser():
     p.add_argument("--function", default="authenticate",
                    choices=["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"])
     p.add_argument("--cache-dir", default=None, help="plugin cache dir (default: none)")
+    p.add_argument("--rhost", default=None, help="PAM_RHOST: the remote host, as sshd sets it")
+    p.add_argument("--ruser", default=None, help="PAM_RUSER: the requesting user, as sudo sets it")
+    p.add_argument("--tty", default=None, help="PAM_TTY: the terminal (pts/0, or :0 for a display)")
     p.set_defaults(run=cmd_login)
 
     p = sub.add_parser("install-pam", help="install the pam_python entry script (and pam.d snippets)")

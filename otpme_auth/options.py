@@ -85,6 +85,18 @@ class Token:
         return "%s.%s" % (self.qualifier, self.name) if self.qualifier else self.name
 
 
+def show_value(value):
+    """The written form of a typed option value: ``on``/``off``, ``(none)``, items joined
+    by commas, anything else by ``str``."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(show_value(v) for v in value) or "(none)"
+    return str(value)
+
+
 def _show(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 4] + "...'"
@@ -103,11 +115,15 @@ class Option:
     :param default: the value when the line does not give the option.
     :param help: one line for ``check-config`` and docs/options.md.
     :param enables: giving this option enables its plugin.
+    :param show: turns a typed value back into how an administrator writes it, for
+        ``check-config`` (default: :func:`show_value`; give one when ``parse``
+        returns objects, e.g. networks).
     """
 
-    __slots__ = ("name", "parse", "default", "help", "enables", "kind")
+    __slots__ = ("name", "parse", "default", "help", "enables", "kind", "show")
 
-    def __init__(self, name, parse=None, default=None, help="", enables=False, kind=None):
+    def __init__(self, name, parse=None, default=None, help="", enables=False, kind=None,
+                 show=None):
         if not valid_name(name):
             raise ValueError("bad option name %r" % (name,))
         self.name = name
@@ -116,10 +132,19 @@ class Option:
         self.help = help
         self.enables = enables
         self.kind = kind or ("flag" if parse is None else "value")
+        self.show = show
 
     @property
     def is_flag(self):
         return self.parse is None
+
+    def display(self, value):
+        """``value`` as the administrator would write it (never a Python ``repr``)."""
+        if self.show is not None and value is not None:
+            return str(self.show(value)) or "(none)"
+        if self.kind == "mode" and isinstance(value, int) and not isinstance(value, bool):
+            return "0%03o" % value
+        return show_value(value)
 
     def __repr__(self):
         return "<Option %s (%s) default=%r>" % (self.name, self.kind, self.default)
@@ -441,4 +466,8 @@ def _parse_value(spec, tok):
     try:
         return spec.parse(tok.value)
     except ValueError as exc:
-        raise ConfigError("bad value for %s: %s (got %s)" % (tok.key, exc, _show(tok.value))) from None
+        # The host quotes the value unless the parser's message already does.
+        reason = str(exc)
+        quoted = (_show(tok.value), "'%s'" % tok.value, '"%s"' % tok.value)
+        got = "" if any(q in reason for q in quoted) else " (got %s)" % _show(tok.value)
+        raise ConfigError("bad value for %s: %s%s" % (tok.key, reason, got)) from None

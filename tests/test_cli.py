@@ -21,12 +21,82 @@ def test_check_config_shows_plugins_options_values_and_origins():
     assert code == 0
     assert "passfile               enabled by passfile" in out
     assert "mkhomedir              enabled by create_home" in out
-    assert "'/etc/pass words'" in out and "(passfile_path=/etc/pass words)" in out
+    assert "= /etc/pass words  (passfile_path=/etc/pass words)" in out  # as written, no repr
     assert "debug" in out and "(debug)" in out
     assert "try_first_pass" in out and "(default)" in out
     assert "umask" in out and "0077" in out
     assert "installed but not enabled by this line (they will not run)" in out
     assert "tripwire" in out
+
+
+def _gate_registry():
+    """A third-party gate with a long name and an option whose value is a parsed object."""
+    import ipaddress
+
+    from otpme_auth.testing import make_plugin
+
+    from otpme_auth import Option, allow
+    from otpme_auth.registry import StaticRegistry
+
+    def networks(text):
+        try:
+            return tuple(ipaddress.ip_network(part) for part in text.split(","))
+        except ValueError:
+            raise ValueError("not a list of networks: '%s'" % text) from None
+    gate = make_plugin("rhost_allow_list", options=[
+        Option("rhost_allow", networks, (), "networks that may log in (CIDR, comma-separated)",
+               enables=True, show=lambda nets: ",".join(str(n) for n in nets))],
+        otpme_auth_verify=lambda ctx: allow())
+    return StaticRegistry({"rhost_allow_list": gate})
+
+
+def test_check_config_shows_help_and_values_as_written_with_long_plugin_names():
+    out = io.StringIO()
+    assert main(["check-config", "rhost_allow=10.0.0.0/8,192.0.2.0/24 debug"], out=out,
+                registry=_gate_registry()) == 0
+    text = out.getvalue()
+    assert "= 10.0.0.0/8,192.0.2.0/24  (rhost_allow=10.0.0.0/8,192.0.2.0/24)" in text
+    assert "IPv4Network" not in text
+    assert "networks that may log in (CIDR, comma-separated)" in text
+    assert "log details of each step" in text  # the core's help too
+    option_lines = [line for line in text.splitlines() if " = " in line]
+    assert len({line.index(" = ") for line in option_lines}) == 1  # one column, any name length
+
+
+def test_list_plugins_shows_each_option_with_default_and_help():
+    out = io.StringIO()
+    assert main(["list-plugins"], out=out, registry=_gate_registry()) == 0
+    assert "rhost_allow  default (none); networks that may log in" in out.getvalue()
+
+
+def test_a_parser_that_quotes_the_value_is_not_quoted_twice(capsys):
+    out = io.StringIO()
+    assert main(["check-config", "rhost_allow=10.0.0.300"], out=out,
+                registry=_gate_registry()) == 2
+    err = capsys.readouterr().err
+    assert err.count("10.0.0.300") == 1 and "not a list of networks" in err
+    assert run("check-config", "create_home umask=99")[0] == 2
+    err = capsys.readouterr().err
+    assert "(got '99')" in err  # a parser that does not quote gets the value appended
+
+
+def test_login_takes_rhost_tty_and_ruser(tmp_path):
+    from otpme_auth.testing import make_plugin
+
+    from otpme_auth import allow, deny
+    from otpme_auth.registry import StaticRegistry
+    seen = {}
+
+    def verify(ctx):
+        seen.update(rhost=ctx.rhost, tty=ctx.tty, ruser=ctx.pam.ruser)
+        return allow() if ctx.rhost == "192.0.2.7" else deny("not from there")
+    registry = StaticRegistry({"where": make_plugin("where", otpme_auth_verify=verify)})
+    out = io.StringIO()
+    assert main(["login", "alice", "where", "--rhost", "192.0.2.7", "--tty", "pts/3",
+                 "--ruser", "bob"], out=out, registry=registry) == 0
+    assert seen == {"rhost": "192.0.2.7", "tty": "pts/3", "ruser": "bob"}
+    assert main(["login", "alice", "where", "--rhost", "198.51.100.1"], out=out,
+                registry=registry) == 1
 
 
 def test_check_config_error_is_one_line_and_exit_2(capsys):
