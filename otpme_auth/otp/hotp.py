@@ -124,7 +124,26 @@ def codes_equal(expected: str, given: str) -> bool:
     return compare_digest(bytes(expected), bytes(given))
 
 
+def match_counter(key: bytes, code: str, first: int, last: int, *, digits: int = 6,
+                  algorithm: str = "sha1") -> int | None:
+    """The first counter in [``first``, ``last``] whose HOTP equals ``code``, or None.
+
+    The window search shared by the server and the offline cache.  Every
+    candidate is computed and compared in constant time, so the time taken does
+    not tell where in the window a code matched.  Counters below 0 are skipped.
+    """
+    if not isinstance(code, str) or len(code) != digits or not code.isdigit():
+        return None
+    found = None
+    for counter in range(max(first, 0), last + 1):
+        if codes_equal(hotp(key, counter, digits=digits, algorithm=algorithm), code) \
+                and found is None:
+            found = counter
+    return found
+
+
 __all__ = [
+    "match_counter",
     "DIGEST_SIZES", "codes_equal", "hotp", "hotp_value", "normalize_algorithm",
     "totp", "totp_counter", "truncate",
 ]

@@ -5,6 +5,7 @@ server imports), plus the window search the server needs.
 
 from otpme_auth.otp.hotp import codes_equal, totp_counter
 from otpme_auth.otp.hotp import hotp as _hotp
+from otpme_auth.otp.hotp import match_counter as _match_counter
 
 
 def hotp(secret: bytes, counter: int, digits: int = 6, algorithm: str = "SHA1") -> str:
@@ -25,15 +26,6 @@ def totp(secret: bytes, now: float, digits: int = 6, period: int = 30,
 
 def match_counter(secret: bytes, code: str, first: int, last: int, digits: int = 6,
                   algorithm: str = "SHA1") -> int | None:
-    """Return the first counter in [first, last] whose HOTP equals ``code``, or None.
-
-    Every candidate is computed and compared in constant time, so the time taken
-    does not tell where in the window a code matched.
-    """
-    if len(code) != digits or not code.isdigit():
-        return None
-    found = None
-    for counter in range(max(first, 0), last + 1):
-        if codes_equal(hotp(secret, counter, digits, algorithm), code) and found is None:
-            found = counter
-    return found
+    """Return the first counter in [first, last] whose HOTP equals ``code``, or None
+    (the shared constant-time window search, :func:`otpme_auth.otp.hotp.match_counter`)."""
+    return _match_counter(secret, code, first, last, digits=digits, algorithm=algorithm)

@@ -113,3 +113,15 @@ def test_errors_do_not_leak_key():
     with pytest.raises(OtpError) as info:
         hotp(b"supersecretkey", 0, digits=3)
     assert "supersecret" not in str(info.value)
+
+
+def test_match_counter_finds_the_first_counter_in_the_window():
+    """The window search shared by the server and the offline cache (RFC 4226 appendix D)."""
+    from otpme_auth.otp.hotp import match_counter
+    key = b"12345678901234567890"
+    assert match_counter(key, "359152", 0, 9) == 2
+    assert match_counter(key, "359152", 3, 9) is None  # before the window
+    assert match_counter(key, "520489", -5, 9) == 9      # negative start is clamped
+    assert match_counter(key, "52048", 0, 9) is None     # wrong length
+    assert match_counter(key, "52048x", 0, 9) is None
+    assert match_counter(key, "520489", 0, 8) is None    # after the window

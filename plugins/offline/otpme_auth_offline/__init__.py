@@ -300,7 +300,7 @@ def _code_checker(cache, used):
 def match_code(otp, code, now):
     """The counter at which ``code`` is valid and unused, or None (every candidate compared)."""
     from otpme_auth.otp.base32 import b32decode
-    from otpme_auth.otp.hotp import codes_equal, hotp
+    from otpme_auth.otp.hotp import match_counter
     try:
         secret = b32decode(otp["secret"])
         digits = int(otp.get("digits", 6))
@@ -311,16 +311,10 @@ def match_code(otp, code, now):
             first, end = step - TOTP_WINDOW, step + TOTP_WINDOW
         else:
             first, end = last + 1, last + HOTP_LOOKAHEAD
+        return match_counter(secret, code, max(first, last + 1), end, digits=digits,
+                             algorithm=algorithm)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
-    if len(code) != digits or not code.isdigit():
-        return None
-    found = None
-    for counter in range(max(first, last + 1, 0), end + 1):
-        if codes_equal(hotp(secret, counter, digits=digits, algorithm=algorithm), code) \
-                and found is None:
-            found = counter
-    return found
 
 
 # ---------------------------------------------------------------------------
