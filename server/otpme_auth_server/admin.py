@@ -43,6 +43,53 @@ USAGE = """objects and verbs:
          | add NAME --type password_strength [--min-length N] | del | show [NAME] | list"""
 
 
+OBJECTS = ("user", "token", "host", "role", "accessgroup", "policy")
+
+# Verbs that are data, not code: (object, verb) -> what they change and what they say.
+#: one-argument on/off settings: (field, value, what is printed)
+FLAGS = {
+    ("user", "enable"): ("enabled", True, "enabled"),
+    ("user", "disable"): ("enabled", False, "disabled"),
+    ("user", "enable_auto_mount"): ("auto_mount", True, "enable_auto_mount"),
+    ("user", "disable_auto_mount"): ("auto_mount", False, "disable_auto_mount"),
+    ("token", "enable"): ("enabled", True, "enabled"),
+    ("token", "disable"): ("enabled", False, "disabled"),
+    ("token", "enable_standalone"): ("standalone", True, "logs in alone too, even while it "
+                                     "is a password token's second factor"),
+    ("token", "disable_standalone"): ("standalone", False, "logs in alone only while it is "
+                                      "no password token's second factor"),
+    ("token", "enable_offline"): ("offline", True, "offline enabled"),
+    ("token", "disable_offline"): ("offline", False, "offline disabled"),
+    ("token", "enable_session_keep"): ("session_keep", True, "session keep enabled"),
+    ("token", "disable_session_keep"): ("session_keep", False, "session keep disabled"),
+    ("host", "enable"): ("enabled", True, "enable"),
+    ("host", "disable"): ("enabled", False, "disable"),
+    ("host", "unlimit_logins"): ("unlimited", True, "unlimit_logins"),
+    ("host", "limit_logins"): ("unlimited", False, "limit_logins"),
+    ("host", "enable_unlimited_logins"): ("unlimited", True, "unlimit_logins"),
+    ("host", "disable_unlimited_logins"): ("unlimited", False, "limit_logins"),
+}
+#: membership lists of hosts, roles, tokens and access groups: (object, verb) -> verb
+MEMBERS = {(obj, verb): verb for obj, verbs in {
+    "token": ("add_policy", "remove_policy"),
+    "host": ("add_token", "remove_token", "add_role", "remove_role", "add_policy", "remove_policy"),
+    "role": ("add_token", "remove_token", "add_role", "remove_role"),
+    "accessgroup": ("add_policy", "remove_policy"),
+}.items() for verb in verbs}
+MEMBER_ARGS = {"token": "USER/TOKEN", "host": "HOST", "role": "ROLE", "accessgroup": "GROUP"}
+#: a user's own lists: (object, verb) -> (field, noun)
+USER_LISTS = {
+    ("user", "add_share"): ("shares", "share"),
+    ("user", "remove_share"): ("shares", "share"),
+    ("user", "add_policy"): ("policies", "policy"),
+    ("user", "remove_policy"): ("policies", "policy"),
+}
+
+
+def _member_arg(verb):
+    return {"token": "USER/TOKEN", "role": "ROLE", "policy": "POLICY"}[verb.split("_", 1)[1]]
+
+
 class Admin:
     """Holds the open store, the secret box and the output stream of one command."""
 
@@ -57,14 +104,36 @@ class Admin:
         print(text, file=self.out)
 
     def run(self, obj: str, verb: str, args: list[str], opts) -> int:
-        handler = getattr(self, f"{obj}_{verb}", None)
-        if handler is None or obj not in ("user", "token", "host", "role", "accessgroup", "policy"):
+        handler = self._handler(obj, verb)
+        if handler is None:
             raise InvalidValue(f"unknown command '{obj} {verb}' (see --help)")
         with self.store.session() as c:
             if verb in ("show", "list"):
                 return handler(c, args, opts) or 0
             with c.transaction():
                 return handler(c, args, opts) or 0
+
+    def _handler(self, obj, verb):
+        """The method ``OBJ_VERB``, or a verb of the tables below; None if there is none."""
+        if obj not in OBJECTS:
+            return None
+        method = getattr(self, f"{obj}_{verb}", None)
+        if method is not None:
+            return method
+        key = (obj, verb)
+        if key in FLAGS:
+            field, value, said = FLAGS[key]
+            setter = {"user": self._user_flag, "token": self._token_flag, "host": self._host_set}[obj]
+            return lambda c, args, opts: setter(c, args, verb, said, **{field: value})
+        if key in MEMBERS:
+            return lambda c, args, opts: self._member(c, obj, MEMBERS[key], args,
+                                                      f"{obj} {verb} {MEMBER_ARGS[obj]} {_member_arg(verb)}")
+        if key in USER_LISTS:
+            field, noun = USER_LISTS[key]
+            return lambda c, args, opts: self._user_list(c, args, verb, field, noun)
+        if verb in ("show", "list"):
+            return lambda c, args, opts: self._generic_show(c, obj, args if verb == "show" else [])
+        return None
 
     # -- helpers ---------------------------------------------------------------
 
@@ -139,25 +208,20 @@ class Admin:
                 ag.get("max_fail_reset") and time.time() - last >= ag["max_fail_reset"])
             self.p(f"  failed logins in {group}: {fails}{' (BLOCKED)' if blocked else ''}")
 
-    def user_list(self, c, args, opts):
-        return self._generic_show(c, "user", [])
 
-    def _user_flag(self, c, args, field, value, verb):
+    def _user_flag(self, c, args, verb, said, **changes):
         (name,) = self._args(args, 1, f"user {verb} NAME")
-        realm.user_set(c, name, **{field: value})
-        self.p(f"user {name}: {verb}d" if verb.endswith("e") else f"user {name}: {verb}")
+        realm.user_set(c, name, **changes)
+        self.p(f"user {name}: {said}")
 
-    def user_enable(self, c, args, opts):
-        self._user_flag(c, args, "enabled", True, "enable")
+    def _user_list(self, c, args, verb, field, noun):
+        name, value = self._args(args, 2, f"user {verb} NAME {noun.upper()}")
+        (realm.user_list_add if verb.startswith("add") else realm.user_list_remove)(c, name, field, value)
+        self.p(f"user {name}: {noun} {value} {'added' if verb.startswith('add') else 'removed'}")
 
-    def user_disable(self, c, args, opts):
-        self._user_flag(c, args, "enabled", False, "disable")
 
-    def user_enable_auto_mount(self, c, args, opts):
-        self._user_flag(c, args, "auto_mount", True, "enable_auto_mount")
 
-    def user_disable_auto_mount(self, c, args, opts):
-        self._user_flag(c, args, "auto_mount", False, "disable_auto_mount")
+
 
     def user_auto_disable(self, c, args, opts):
         name, when = self._args(args, 2, "user auto_disable NAME +1m|+2h|+3D|+1W|0")
@@ -170,25 +234,9 @@ class Admin:
         n = realm.user_unblock(c, name, group)
         self.p(f"user {name}: unblocked ({n} access group{'s' if n != 1 else ''} reset)")
 
-    def user_add_share(self, c, args, opts):
-        name, share = self._args(args, 2, "user add_share NAME SHARE")
-        realm.user_list_add(c, name, "shares", share)
-        self.p(f"user {name}: share {share} added")
 
-    def user_remove_share(self, c, args, opts):
-        name, share = self._args(args, 2, "user remove_share NAME SHARE")
-        realm.user_list_remove(c, name, "shares", share)
-        self.p(f"user {name}: share {share} removed")
 
-    def user_add_policy(self, c, args, opts):
-        name, pol = self._args(args, 2, "user add_policy NAME POLICY")
-        realm.user_list_add(c, name, "policies", pol)
-        self.p(f"user {name}: policy {pol} added")
 
-    def user_remove_policy(self, c, args, opts):
-        name, pol = self._args(args, 2, "user remove_policy NAME POLICY")
-        realm.user_list_remove(c, name, "policies", pol)
-        self.p(f"user {name}: policy {pol} removed")
 
     # -- token -----------------------------------------------------------------
 
@@ -279,36 +327,18 @@ class Admin:
         realm.token_enable_pin(c, name, False)
         self.p(f"token {name}: PIN disabled (type the bare code at the prompt)")
 
-    def _token_flag(self, c, args, verb, **changes):
+    def _token_flag(self, c, args, verb, said, **changes):
         (name,) = self._args(args, 1, f"token {verb} USER/TOKEN")
         realm.token_set(c, name, **changes)
-        self.p(f"token {name}: {verb}")
+        self.p(f"token {name}: {said}")
 
-    def token_enable(self, c, args, opts):
-        self._token_flag(c, args, "enabled", enabled=True)
 
-    def token_disable(self, c, args, opts):
-        self._token_flag(c, args, "disabled", enabled=False)
 
-    def token_enable_standalone(self, c, args, opts):
-        self._token_flag(c, args, "logs in alone too, even while it is a password token's "
-                         "second factor", standalone=True)
 
-    def token_disable_standalone(self, c, args, opts):
-        self._token_flag(c, args, "logs in alone only while it is no password token's "
-                         "second factor", standalone=False)
 
-    def token_enable_offline(self, c, args, opts):
-        self._token_flag(c, args, "offline enabled", offline=True)
 
-    def token_disable_offline(self, c, args, opts):
-        self._token_flag(c, args, "offline disabled", offline=False)
 
-    def token_enable_session_keep(self, c, args, opts):
-        self._token_flag(c, args, "session keep enabled", session_keep=True)
 
-    def token_disable_session_keep(self, c, args, opts):
-        self._token_flag(c, args, "session keep disabled", session_keep=False)
 
     def token_auto_disable(self, c, args, opts):
         name, when = self._args(args, 2, "token auto_disable USER/TOKEN +1m|+2h|+3D|+1W|0")
@@ -332,11 +362,7 @@ class Admin:
         realm.token_enable_2f(c, name, False)
         self.p(f"token {name}: second factor disabled")
 
-    def token_add_policy(self, c, args, opts):
-        self._member(c, "token", "add_policy", args, "token add_policy USER/TOKEN POLICY")
 
-    def token_remove_policy(self, c, args, opts):
-        self._member(c, "token", "remove_policy", args, "token remove_policy USER/TOKEN POLICY")
 
     # -- host ------------------------------------------------------------------
 
@@ -358,33 +384,19 @@ class Admin:
 
     host_remove = host_del
 
-    def host_show(self, c, args, opts):
-        self._generic_show(c, "host", args)
 
-    def host_list(self, c, args, opts):
-        self._generic_show(c, "host", [])
 
-    def _host_set(self, c, args, verb, **changes):
+    def _host_set(self, c, args, verb, said, **changes):
         (name,) = self._args(args, 1, f"host {verb} NAME")
         h = c.need("host", name)
         h.update(changes)
         c.update("host", name, h)
-        self.p(f"host {name}: {verb}")
+        self.p(f"host {name}: {said}")
 
-    def host_enable(self, c, args, opts):
-        self._host_set(c, args, "enable", enabled=True)
 
-    def host_disable(self, c, args, opts):
-        self._host_set(c, args, "disable", enabled=False)
 
-    def host_unlimit_logins(self, c, args, opts):
-        self._host_set(c, args, "unlimit_logins", unlimited=True)
 
-    def host_limit_logins(self, c, args, opts):
-        self._host_set(c, args, "limit_logins", unlimited=False)
 
-    host_enable_unlimited_logins = host_unlimit_logins
-    host_disable_unlimited_logins = host_limit_logins
 
     def host_accessgroup(self, c, args, opts):
         name, group = self._args(args, 2, "host accessgroup HOST GROUP")
@@ -403,23 +415,11 @@ class Admin:
         c.update("host", name, h)
         self.p(f"host {name}: password policy {pol}")
 
-    def host_add_token(self, c, args, opts):
-        self._member(c, "host", "add_token", args, "host add_token HOST USER/TOKEN")
 
-    def host_remove_token(self, c, args, opts):
-        self._member(c, "host", "remove_token", args, "host remove_token HOST USER/TOKEN")
 
-    def host_add_role(self, c, args, opts):
-        self._member(c, "host", "add_role", args, "host add_role HOST ROLE")
 
-    def host_remove_role(self, c, args, opts):
-        self._member(c, "host", "remove_role", args, "host remove_role HOST ROLE")
 
-    def host_add_policy(self, c, args, opts):
-        self._member(c, "host", "add_policy", args, "host add_policy HOST POLICY")
 
-    def host_remove_policy(self, c, args, opts):
-        self._member(c, "host", "remove_policy", args, "host remove_policy HOST POLICY")
 
     # -- role ------------------------------------------------------------------
 
@@ -433,23 +433,11 @@ class Admin:
         realm.role_del(c, name)
         self.p(f"role {name} deleted")
 
-    def role_show(self, c, args, opts):
-        self._generic_show(c, "role", args)
 
-    def role_list(self, c, args, opts):
-        self._generic_show(c, "role", [])
 
-    def role_add_token(self, c, args, opts):
-        self._member(c, "role", "add_token", args, "role add_token ROLE USER/TOKEN")
 
-    def role_remove_token(self, c, args, opts):
-        self._member(c, "role", "remove_token", args, "role remove_token ROLE USER/TOKEN")
 
-    def role_add_role(self, c, args, opts):
-        self._member(c, "role", "add_role", args, "role add_role ROLE MEMBER_ROLE")
 
-    def role_remove_role(self, c, args, opts):
-        self._member(c, "role", "remove_role", args, "role remove_role ROLE MEMBER_ROLE")
 
     # -- access groups -----------------------------------------------------------
 
@@ -473,11 +461,7 @@ class Admin:
         c.execute("DELETE FROM fail_state WHERE accessgroup = ?", (name,))
         self.p(f"accessgroup {name} deleted")
 
-    def accessgroup_show(self, c, args, opts):
-        self._generic_show(c, "accessgroup", args)
 
-    def accessgroup_list(self, c, args, opts):
-        self._generic_show(c, "accessgroup", [])
 
     def accessgroup_max_fail(self, c, args, opts):
         name, n = self._args(args, 2, "accessgroup max_fail GROUP N (0 = no limit)")
@@ -501,11 +485,7 @@ class Admin:
         realm.user_unblock(c, user, name)
         self.p(f"accessgroup {name}: user {user} unblocked")
 
-    def accessgroup_add_policy(self, c, args, opts):
-        self._member(c, "accessgroup", "add_policy", args, "accessgroup add_policy GROUP POLICY")
 
-    def accessgroup_remove_policy(self, c, args, opts):
-        self._member(c, "accessgroup", "remove_policy", args, "accessgroup remove_policy GROUP POLICY")
 
     # -- policies ----------------------------------------------------------------
 
@@ -519,11 +499,7 @@ class Admin:
         realm.policy_del(c, name)
         self.p(f"policy {name} deleted")
 
-    def policy_show(self, c, args, opts):
-        self._generic_show(c, "policy", args)
 
-    def policy_list(self, c, args, opts):
-        self._generic_show(c, "policy", [])
 
 
 def _fmt(t: float) -> str:

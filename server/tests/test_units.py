@@ -119,3 +119,15 @@ def test_admin_usage_error_is_one_line(tmp_path, capsys):
     rc, _ = adm(d, "user")  # verb missing
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and err.startswith("otpme-auth-admin: ")
+
+
+def test_admin_verbs_come_from_methods_or_tables_and_nothing_else():
+    from otpme_auth_server.admin import FLAGS, MEMBERS, OBJECTS, USER_LISTS, Admin
+    admin = Admin.__new__(Admin)  # no store needed to resolve verbs
+    for obj, verb in list(FLAGS) + list(MEMBERS) + list(USER_LISTS):
+        assert admin._handler(obj, verb) is not None, (obj, verb)
+    for obj in OBJECTS:
+        assert admin._handler(obj, "show") and admin._handler(obj, "list")
+        assert admin._handler(obj, "frobnicate") is None
+    assert admin._handler("run", "list") is None  # not an object: no method lookup
+    assert admin._handler("p", "") is None
