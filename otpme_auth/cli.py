@@ -27,14 +27,13 @@ def _registry(args, log=None):
 
 def cmd_check_config(args, out):
     from .log import Log
-    from .options import CORE, CORE_OPTIONS, resolve, show_value, split_line
+    from .options import CORE, CORE_OPTIONS, enables_verifier, resolve, show_value, split_line
     text = " ".join(args.options)
     words = split_line(text)
     log = Log("check-config", to_syslog=False)
     registry = _registry(args, log)
     installed = registry.installed()
-    defaults = ("online",) if args.function == "authenticate" else ()
-    line = resolve(words, installed, registry.options_of, defaults)
+    line = resolve(words, installed, registry.options_of, _default_verifiers(args))
     out.write("arguments: %s\n" % (" ".join(_quote(w) for w in words) or "(none)"))
     out.write("\nenabled plugins (in the order they run):\n")
     if not line.plugins:
@@ -44,8 +43,10 @@ def cmd_check_config(args, out):
         info = installed[name]
         out.write("  %s enabled by %-28s %s %s\n" % (
             name.ljust(width), line.enabled_by[name], info.dist, info.version))
-    if args.function == "authenticate" and not any(
-            "otpme_auth_verify" in installed[n].hooks for n in line.plugin_names):
+    if line.core.gate:
+        out.write("  gate: no verifier runs; authenticate answers PAM_IGNORE unless a plugin "
+                  "refuses, and the next module decides\n")
+    elif args.function == "authenticate" and not enables_verifier(line.plugin_names, installed):
         out.write("  warning: no verifier is enabled; authentication will fail closed\n")
     views = [(CORE, line.core)] + line.plugins
     specs = {(CORE, o.name): o for o in CORE_OPTIONS}
@@ -64,6 +65,15 @@ def cmd_check_config(args, out):
         out.write("\ninstalled but not enabled by this line (they will not run): %s\n"
                   % ", ".join(sleeping))
     return 0
+
+
+def _default_verifiers(args):
+    """``--default-verifier NAME|none``; install-pam's default otherwise."""
+    from .install import DEFAULT_VERIFIERS
+    chosen = getattr(args, "default_verifier", None)
+    if chosen is None:
+        return DEFAULT_VERIFIERS
+    return () if chosen == "none" else (chosen,)
 
 
 def _table(out, rows):
@@ -128,7 +138,8 @@ def cmd_login(args, out):
     log.debug_enabled = "debug" in words
     pam = PamItems(authtok=None, rhost=args.rhost, ruser=args.ruser, tty=args.tty)
     outcome = run(args.function, words, args.user, args.service, TerminalConversation(), pam,
-                  registry=getattr(args, "registry", None), cache_dir=args.cache_dir, log=log)
+                  registry=getattr(args, "registry", None), cache_dir=args.cache_dir, log=log,
+                  default_verifiers=_default_verifiers(args))
     for level, line in log.records:
         sys.stderr.write("%s: %s\n" % (level, line))
     out.write("%s: PAM_%s\n" % (args.function, outcome.code))
@@ -142,7 +153,8 @@ def cmd_install_pam(args, out):
         pamd, configs = None, None
     else:
         pamd, configs = args.pamd or PAMD_DIR, args.pam_configs or PAM_CONFIGS_DIR
-    install(args.dest, cache_dir=args.cache_dir, pamd_dir=pamd, pam_configs_dir=configs, out=out)
+    install(args.dest, cache_dir=args.cache_dir, pamd_dir=pamd, pam_configs_dir=configs, out=out,
+            default_verifiers=_default_verifiers(args))
     return 0
 
 
@@ -155,6 +167,9 @@ def build_parser():
     p.add_argument("options", nargs="*", help="the options of the PAM line (quote the whole line)")
     p.add_argument("--function", default="authenticate",
                    choices=["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"])
+    p.add_argument("--default-verifier", metavar="NAME",
+                   help="the plugin enabled when a line names no verifier (default: "
+                        "online, as install-pam writes it; none: no default)")
     p.set_defaults(run=cmd_check_config)
 
     p = sub.add_parser("login", help="run a PAM call in this terminal, like pamtester")
@@ -167,6 +182,9 @@ def build_parser():
     p.add_argument("--rhost", default=None, help="PAM_RHOST: the remote host, as sshd sets it")
     p.add_argument("--ruser", default=None, help="PAM_RUSER: the requesting user, as sudo sets it")
     p.add_argument("--tty", default=None, help="PAM_TTY: the terminal (pts/0, or :0 for a display)")
+    p.add_argument("--default-verifier", metavar="NAME",
+                   help="the plugin enabled when a line names no verifier (default: "
+                        "online, as install-pam writes it; none: no default)")
     p.set_defaults(run=cmd_login)
 
     p = sub.add_parser("install-pam", help="install the pam_python entry script (and pam.d snippets)")
@@ -182,6 +200,9 @@ def build_parser():
                         "/usr/share/pam-configs; inert until pam-auth-update --enable otpme-auth)")
     p.add_argument("--no-snippets", action="store_true",
                    help="write only the entry script")
+    p.add_argument("--default-verifier", metavar="NAME",
+                   help="the plugin enabled when a line names no verifier (default: "
+                        "online, as install-pam writes it; none: no default)")
     p.set_defaults(run=cmd_install_pam)
 
     p = sub.add_parser("list-plugins", help="the installed plugins, their options and state")

@@ -12,6 +12,12 @@ import site
 import sys
 
 SCRIPT_NAME = "pam_otpme_auth.py"
+
+#: What `install-pam` writes into the entry script as the plugins enabled when a line
+#: names no verifier (seed 000: the minimal entry `pam_otpme.py try_first_pass` is an
+#: online login).  The one place the framework names a plugin; `--default-verifier`
+#: changes it, `--default-verifier none` removes it.
+DEFAULT_VERIFIERS = ("online",)
 PAM_PYTHON = "/lib/security/pam_python.so"
 
 SCRIPT = '''\
@@ -26,6 +32,8 @@ import sys
 
 SITE_DIRS = {site_dirs!r}
 CACHE_DIR = {cache_dir!r}
+# Enabled (as though written first) on a line that names no verifier and is no gate.
+DEFAULT_VERIFIERS = {default_verifiers!r}
 
 # The installation's packages come first: pam_python embeds Debian's interpreter,
 # whose dist-packages (an older python3-cryptography, say) must not shadow them.
@@ -41,7 +49,8 @@ from otpme_auth import pam_entry as _entry  # noqa: E402
 # the plugin registry's cache, so the PAM module and `otpme-auth refresh-plugins`
 # share it whatever PATH either runs with).
 (pam_sm_authenticate, pam_sm_setcred, pam_sm_acct_mgmt, pam_sm_open_session,
- pam_sm_close_session, pam_sm_chauthtok) = _entry.pam_functions(CACHE_DIR, SITE_DIRS)
+ pam_sm_close_session, pam_sm_chauthtok) = _entry.pam_functions(CACHE_DIR, SITE_DIRS,
+                                                               DEFAULT_VERIFIERS)
 '''
 
 # pam.d includes: `@include otpme-auth` in a service file.
@@ -95,9 +104,10 @@ def _not_debian_default(d):
     return not d.startswith(("/usr/lib/python3/", "/usr/local/lib/python3"))
 
 
-def render_script(site_dirs_=None, cache_dir="/var/cache/otpme-auth"):
+def render_script(site_dirs_=None, cache_dir="/var/cache/otpme-auth",
+                  default_verifiers=DEFAULT_VERIFIERS):
     return SCRIPT.format(site_dirs=list(site_dirs_ or []), cache_dir=cache_dir,
-                         script=SCRIPT_NAME)
+                         default_verifiers=tuple(default_verifiers), script=SCRIPT_NAME)
 
 
 def render_snippets(script_path):
@@ -125,7 +135,7 @@ PAM_CONFIGS_DIR = "/usr/share/pam-configs"  # Debian's pam-auth-update profiles
 
 
 def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_dir=None,
-            out=sys.stdout):
+            out=sys.stdout, default_verifiers=DEFAULT_VERIFIERS):
     """Write the entry script, and the pam.d snippets / pam-auth-update profile if given dirs.
 
     The snippets do nothing until a service file includes them, and the profile
@@ -133,7 +143,7 @@ def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_
     """
     os.makedirs(dest, mode=0o755, exist_ok=True)
     script_path = os.path.join(os.path.abspath(dest), SCRIPT_NAME)
-    _write(script_path, render_script(site_dirs(), cache_dir), 0o644)
+    _write(script_path, render_script(site_dirs(), cache_dir, default_verifiers), 0o644)
     written = [script_path]
     for name, text in render_snippets(script_path).items():
         if name.startswith("pam-auth-update/"):

@@ -8,8 +8,6 @@ from .log import Log
 from .options import resolve
 from .registry import DEFAULT_CACHE_DIR, Registry
 
-#: Enabled when a line names no verifier (seed 000: the minimal entry is an online login).
-DEFAULT_VERIFIERS = ("online",)
 FUNCTIONS = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session")
 
 
@@ -26,13 +24,16 @@ class Outcome:
 
 
 def run(function, args, user, service, conversation, pam=None, registry=None,
-        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish", flags=0, site_dirs=None):
+        cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish", flags=0, site_dirs=None,
+        default_verifiers=()):
     """Resolve the line, load the enabled plugins, run ``function``; never raises.
 
     :param function: one of :data:`FUNCTIONS`.
     :param args: the module arguments of the PAM line.
     :param site_dirs: the installation's site directories (the entry script's
         ``SITE_DIRS``): they name the plugin registry's cache.
+    :param default_verifiers: enabled when the line enables no verifier (the entry
+        script's ``DEFAULT_VERIFIERS``); the same for every PAM function of a line.
     :returns: an :class:`Outcome`; ``code`` is a PAM code name.
     """
     log = log or Log(service, function=function)
@@ -43,8 +44,7 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
             log.error("no user name from the application")
             return Outcome("USER_UNKNOWN", None, None, log)
         registry = registry or Registry(cache_dir, log, paths=site_dirs or None)
-        line = resolve(args, registry.installed(), registry.options_of,
-                       DEFAULT_VERIFIERS if function == "authenticate" else ())
+        line = resolve(args, registry.installed(), registry.options_of, default_verifiers)
         plugins = [load_plugin(name, registry.load(name), view) for name, view in line.plugins]
         host = Host(plugins, log, trace=line.core.trace)
         ctx = LoginContext(user, service, line.core, conversation, log, pam, function, flags)

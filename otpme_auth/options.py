@@ -235,6 +235,8 @@ def _check_range(number, minimum, maximum):
 CORE_OPTIONS = (
     flag("debug", "log details of each step (never a secret) at LOG_DEBUG"),
     flag("trace", "log each hook call with its plugin and result (credentials redacted)"),
+    flag("gate", "this line only checks (pre-auth, account): it runs no verifier, never "
+         "grants, and answers PAM_IGNORE when nothing refuses"),
     flag("try_first_pass", "use the password of a previous module; prompt if it is absent or wrong"),
     flag("use_first_pass", "use the password of a previous module; never prompt"),
     flag("forward_pass", "ask password and one-time code in one prompt and forward the password"),
@@ -321,6 +323,11 @@ class LineConfig:
         return [name for name, _ in self.plugins]
 
 
+def enables_verifier(names, installed):
+    """True if any of the plugins ``names`` answers ``otpme_auth_verify``."""
+    return any("otpme_auth_verify" in installed[n].hooks for n in names if n in installed)
+
+
 def resolve(args, installed, load_options, default_verifiers=()):
     """Decide which plugins a line enables and give each its typed options.
 
@@ -328,8 +335,11 @@ def resolve(args, installed, load_options, default_verifiers=()):
     :param installed: name -> :class:`otpme_auth.registry.PluginInfo`.
     :param load_options: ``load_options(name)`` returns the declared
         :class:`Option` list of an enabled plugin (importing it).
-    :param default_verifiers: plugins enabled when the line enables no verifier
-        (seed 000: a line that names none means an online login).
+    :param default_verifiers: the first installed one is enabled, as though written
+        first on the line, when the line enables no verifier and is not a ``gate``
+        (seed 000: a line that names none means an online login).  Every PAM
+        function of a line must pass the same, so that all of them resolve the
+        line alike (the entry script's ``DEFAULT_VERIFIERS``).
     :raises ConfigError: one line naming the offending argument.
     """
     tokens = [Token(raw, i + 1) for i, raw in enumerate(args)]
@@ -365,7 +375,14 @@ def resolve(args, installed, load_options, default_verifiers=()):
     for name in enabled:
         if installed[name].error:
             raise ConfigError("plugin %s is installed but broken: %s" % (name, installed[name].error))
-    if not any("otpme_auth_verify" in installed[n].hooks for n in enabled):
+    gate = any(t.name == "gate" and t.qualifier in (None, CORE) for t in tokens)
+    if gate:
+        verifiers = [n for n in enabled if enables_verifier([n], installed)]
+        if verifiers:
+            raise ConfigError("gate: this line runs no verifier, but %s is one (remove it, or "
+                              "drop gate)" % ", ".join(verifiers))
+    elif not enables_verifier(enabled, installed):
+        # The default verifier counts as written first on the line.
         for name in default_verifiers:
             if name in installed and not installed[name].error:
                 enabled = dict([(name, "(default verifier)")] + list(enabled.items()))

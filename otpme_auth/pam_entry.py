@@ -51,7 +51,7 @@ class _Conversation(PamConversation):
         return super()._send(style, text)
 
 
-def _call(function, pamh, flags, argv, cache_dir, site_dirs=None):
+def _call(function, pamh, flags, argv, cache_dir, site_dirs=None, default_verifiers=None):
     try:
         try:
             user = pamh.get_user(None)
@@ -62,7 +62,9 @@ def _call(function, pamh, flags, argv, cache_dir, site_dirs=None):
             action = next((name for bit, name in _CRED_ACTIONS if flags & bit), "establish")
         outcome = run(function, list(argv[1:]), user, pamh.service or "?",
                       _Conversation(pamh, bool(flags & PAM_SILENT)), PamHandleItems(pamh),
-                      cache_dir=cache_dir, action=action, flags=flags, site_dirs=site_dirs)
+                      cache_dir=cache_dir, action=action, flags=flags, site_dirs=site_dirs,
+                      default_verifiers=_legacy_default() if default_verifiers is None
+                      else default_verifiers)
         return getattr(pamh, "PAM_" + outcome.code)
     except Exception:  # last line of defence: never a traceback, never success
         return pamh.PAM_SERVICE_ERR
@@ -73,25 +75,33 @@ PAM_FUNCTIONS = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_
                  "chauthtok")
 
 
-def pam_functions(cache_dir=DEFAULT_CACHE_DIR, site_dirs=None):
+def pam_functions(cache_dir=DEFAULT_CACHE_DIR, site_dirs=None, default_verifiers=()):
     """The ``pam_sm_*`` functions of :data:`PAM_FUNCTIONS`, bound to an installation.
 
     The entry script assigns them to its module-level ``pam_sm_*`` names.
-    ``site_dirs`` (the script's ``SITE_DIRS``) names the plugin registry's cache.
+    ``site_dirs`` (the script's ``SITE_DIRS``) names the plugin registry's cache;
+    ``default_verifiers`` (its ``DEFAULT_VERIFIERS``) is the same for every function,
+    so that every PAM call resolves a line alike.
     """
     def bind(function):
         if function == "chauthtok":
             return chauthtok
 
         def pam_sm(pamh, flags, argv):
-            return _call(function, pamh, flags, argv, cache_dir, site_dirs)
+            return _call(function, pamh, flags, argv, cache_dir, site_dirs,
+                         tuple(default_verifiers))
         pam_sm.__name__ = pam_sm.__qualname__ = "pam_sm_" + function
         return pam_sm
     return tuple(bind(f) for f in PAM_FUNCTIONS)
 
 
+def _legacy_default():
+    from .install import DEFAULT_VERIFIERS
+    return DEFAULT_VERIFIERS
+
+
 # Entry points of scripts generated before pam_functions() (regenerate them with
-# `otpme-auth install-pam`).
+# `otpme-auth install-pam`); they get install-pam's default verifier.
 def authenticate(pamh, flags, argv, cache_dir=DEFAULT_CACHE_DIR):
     return _call("authenticate", pamh, flags, argv, cache_dir)
 

@@ -23,6 +23,10 @@ def authenticate(host, ctx):
         decision = deny(str(exc))
         decision.plugin = getattr(exc, "plugin", None)
         return _failed(host, ctx, Verdict.DENY, [decision], code=exc.pam_code, error=exc)
+    if ctx.core.gate and verdict is Verdict.ABSTAIN:
+        # A gate never grants: the next module in the stack authenticates.
+        log.info("gate: nothing against %s; the stack decides" % _who(ctx))
+        return "IGNORE"
     if verdict is not Verdict.ALLOW:
         return _failed(host, ctx, verdict, decisions)
     ctx.verified_by = tuple(d.plugin for d in decisions)
@@ -49,9 +53,12 @@ def _decide(host, ctx):
             raise PluginError(name, "pre_auth may return only None or a DENY decision, not %r"
                               % decision.verdict)
         return Verdict.DENY, [decision]
+    if ctx.core.gate:
+        return Verdict.ABSTAIN, []
     if not host.implementers("otpme_auth_verify"):
-        raise ConfigError("this line enables no verifier: name one (for example online), "
-                          "or the plugin that checks the credentials")
+        raise ConfigError("this line enables no verifier: name the plugin that checks the "
+                          "credentials, or write gate if the line only checks "
+                          "(pre-auth, account) and another module authenticates")
     has_fallback = bool(host.implementers("otpme_auth_verify_fallback"))
     for attempt in (1, 2):
         host.collect_credentials(ctx)

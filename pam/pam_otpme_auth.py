@@ -9,6 +9,8 @@ import sys
 
 SITE_DIRS = []
 CACHE_DIR = '/var/cache/otpme-auth'
+# Enabled (as though written first) on a line that names no verifier and is no gate.
+DEFAULT_VERIFIERS = ('online',)
 
 # The installation's packages come first: pam_python embeds Debian's interpreter,
 # whose dist-packages (an older python3-cryptography, say) must not shadow them.
@@ -24,4 +26,5 @@ from otpme_auth import pam_entry as _entry  # noqa: E402
 # the plugin registry's cache, so the PAM module and `otpme-auth refresh-plugins`
 # share it whatever PATH either runs with).
 (pam_sm_authenticate, pam_sm_setcred, pam_sm_acct_mgmt, pam_sm_open_session,
- pam_sm_close_session, pam_sm_chauthtok) = _entry.pam_functions(CACHE_DIR, SITE_DIRS)
+ pam_sm_close_session, pam_sm_chauthtok) = _entry.pam_functions(CACHE_DIR, SITE_DIRS,
+                                                               DEFAULT_VERIFIERS)

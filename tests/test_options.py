@@ -236,3 +236,61 @@ def test_fuzz_raw_text(line):
         parse(line)
     except ConfigError:
         pass
+
+
+# -- the default verifier and gates (docs/options.md, "Which plugins run") ----------
+
+def _verifier_with_option(calls):
+    from otpme_auth import allow
+    from otpme_auth.testing import make_plugin
+    return make_plugin("remote", options=[integer("remote_timeout", 3)],
+                       otpme_auth_verify=lambda ctx: calls.append("verify") or allow(),
+                       otpme_auth_setcred=lambda ctx: calls.append("setcred"),
+                       otpme_auth_open_session=lambda ctx: calls.append("open"))
+
+
+def test_every_pam_function_resolves_a_line_with_the_default_verifier_alike():
+    """sshd calls setcred, account and session on the line it authenticated with: an
+    option of the default verifier must be valid for all of them."""
+    from otpme_auth.login import FUNCTIONS
+    from otpme_auth.testing import run_login
+    calls = []
+    plugins = {"remote": _verifier_with_option(calls)}
+    for function in FUNCTIONS:
+        result = run_login(plugins, "remote_timeout=5", function=function, answers=["pw"],
+                           default_verifiers=("remote",))
+        assert result.code in ("SUCCESS", "IGNORE"), (function, result.code, result.log)
+    assert calls == ["verify", "setcred", "open"]
+    assert run_login(plugins, "remote_timeout=5", function="setcred").code == "SERVICE_ERR"
+
+
+def test_a_gate_line_never_grants_and_refuses_in_pre_auth():
+    from otpme_auth import LoginRefused
+    from otpme_auth.testing import make_plugin, run_login
+
+    def pre_auth(ctx):
+        if ctx.rhost != "10.1.2.3":
+            raise LoginRefused("%s is not allowed" % ctx.rhost, "Not from there.")
+    gate = make_plugin("rhost_gate", options=[flag("rhost_gate_on", enables=True)],
+                       otpme_auth_pre_auth=pre_auth)
+    calls = []
+    plugins = {"rhost_gate": gate, "remote": _verifier_with_option(calls)}
+    ok = run_login(plugins, "gate rhost_gate_on", rhost="10.1.2.3", default_verifiers=("remote",))
+    assert ok.code == "IGNORE" and not calls  # no default verifier, nothing granted
+    assert ok.prompts == []
+    refused = run_login(plugins, "gate rhost_gate_on", rhost="192.0.2.1")
+    assert refused.code == "AUTH_ERR"
+    assert any("192.0.2.1 is not allowed" in line for line in refused.log)
+    both = run_login(plugins, "gate rhost_gate_on remote")
+    assert both.code == "SERVICE_ERR"
+    assert any("gate: this line runs no verifier, but remote is one" in line for line in both.log)
+
+
+def test_a_line_without_a_verifier_by_accident_is_still_an_error():
+    from otpme_auth.testing import make_plugin, run_login
+    home = make_plugin("home", options=[flag("create_home", enables=True)],
+                       otpme_auth_post_login=lambda ctx: None)
+    result = run_login({"home": home}, "create_home")
+    assert result.code == "SERVICE_ERR"
+    assert any("enables no verifier" in line and "gate" in line for line in result.log)
+    assert not any("online" in line for line in result.log)  # the core names no plugin

@@ -185,3 +185,29 @@ def test_one_registry_cache_whatever_path_the_application_or_admin_has(stack):
         assert proc.returncode == 0, proc.stderr
         assert len(os.listdir(pam.cache_dir)) == 1, os.listdir(pam.cache_dir)
         assert os.listdir(pam.cache_dir)[0] in proc.stdout
+
+
+def test_a_gate_in_front_of_pam_unix(stack):
+    """`gate`: our line only checks; pam_unix authenticates.  A gate never grants."""
+    pam, user, opts = stack
+    pam.service("svc", pam.line("gate", control="requisite"), "auth required pam_unix.so")
+    assert pam.run("svc", user, answers=[PASSWORD]).code == "SUCCESS"
+    assert pam.run("svc", user, answers=["wrong"]).code == "AUTH_ERR"
+    assert any("gate: nothing against" in line for line in pam.read_log())
+    # sufficient: a gate that answered SUCCESS would let anyone in without a password
+    pam.service("suff", pam.line("gate", control="sufficient"), "auth required pam_deny.so")
+    assert pam.run("suff", user, answers=[]).code == "AUTH_ERR"
+    # a verifier on a gate line is a configuration error, not a silent grant
+    pam.service("trip", pam.line("gate tripwire", control="requisite"), "auth required pam_unix.so")
+    result = pam.run("trip", user, answers=[PASSWORD])
+    assert result.code == "SERVICE_ERR"  # tripwire is a verifier: a gate refuses to run it
+
+
+def test_setcred_and_session_accept_the_default_verifiers_options(stack):
+    """sshd runs setcred and the session on the line it authenticated with (issue: a line
+    with an option of the default verifier failed pam_setcred after a good login)."""
+    pam, user, opts = stack
+    pam.service("svc", pam.line("try_first_pass connect_timeout=5"),
+                pam.line("connect_timeout=5", type="session"))
+    result = pam.run("svc", user, "setcred", "open_session", "close_session")
+    assert result.code == "SUCCESS", result.output + "\n".join(pam.read_log())

@@ -74,7 +74,7 @@ class LoginResult:
 
 def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",
               service="otpme-test", action="establish", debug=True, rhost=None, tty=None,
-              flags=0):
+              flags=0, default_verifiers=()):
     """Run one PAM ``function`` through the host with only ``plugins`` installed.
 
     :param plugins: ``{name: module_or_object}`` as entry points would give them.
@@ -83,6 +83,7 @@ def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function
     :param authtok: PAM_AUTHTOK left by a previous module in the stack.
     :param rhost: PAM_RHOST (the remote host), ``tty``: PAM_TTY.
     :param flags: the PAM flags the application passes (e.g. 0x1, PAM_DISALLOW_NULL_AUTHTOK).
+    :param default_verifiers: as the entry script's ``DEFAULT_VERIFIERS`` (none by default).
     """
     from ..options import split_line
     if isinstance(args, str):
@@ -91,7 +92,8 @@ def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function
     pam = PamItems(authtok=authtok, rhost=rhost, tty=tty)
     log = Log(service, debug=debug, to_syslog=False)
     outcome = run(function, list(args), user, service, conversation, pam,
-                  registry=StaticRegistry(plugins), log=log, action=action, flags=flags)
+                  registry=StaticRegistry(plugins), log=log, action=action, flags=flags,
+                  default_verifiers=default_verifiers)
     return LoginResult(outcome, conversation, pam)
 
 
