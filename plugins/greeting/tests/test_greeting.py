@@ -202,7 +202,7 @@ def test_show_errors_refusal_in_pre_auth(run_login, sleeps):
         @hookimpl
         def otpme_auth_pre_auth(self, ctx):
             raise LoginRefused("alice is on deny list /etc/x", user_message="Logins are closed.")
-    result = login(run_login, "gate show_errors", Verifier(allow), {"gate": Gate()})
+    result = login(run_login, "closed show_errors", Verifier(allow), {"closed": Gate()})
     assert result.code == "AUTH_ERR"
     assert result.shown == ["Logins are closed."]
 

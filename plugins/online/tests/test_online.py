@@ -155,8 +155,11 @@ def test_untrusted_host_config_fails_closed(run_login, site):
 
 
 def test_a_line_without_a_verifier_logs_in_online(run_login, site):
+    """online is what install-pam writes as the entry script's default verifier."""
+    from otpme_auth.install import DEFAULT_VERIFIERS
     realm, line = site
-    result = run_login({"online": online}, line.replace("online ", ""), user="alice", answers=[PW])
+    result = run_login({"online": online}, line.replace("online ", ""), user="alice", answers=[PW],
+                       default_verifiers=DEFAULT_VERIFIERS)
     assert result.ok and result.ctx.verified_by == ("online",)
 
 
