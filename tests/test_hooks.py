@@ -314,3 +314,16 @@ def test_hook_add_cli_commands(capsys):
     assert main(["hello", "world"], out=out, registry=registry) == 0
     assert out.getvalue() == "hello world\n"
     assert "plugin bad could not add its commands: RuntimeError: cannot" in capsys.readouterr().err
+
+
+def test_a_failing_login_result_explains_itself():
+    import pytest
+    result = run_login({"pw": password_checker()}, "pw", answers=["nope"])
+    with pytest.raises(AssertionError) as info:
+        result.assert_code("SUCCESS")
+    text = str(info.value)
+    assert "expected PAM_SUCCESS, got PAM_AUTH_ERR" in text
+    assert "prompts: ['Password: ']" in text and "pw:verify" in text
+    assert "wrong password" in text  # the log line that says why
+    assert "wrong password" in repr(result)  # what `assert result.ok` prints
+    assert result.assert_code("AUTH_ERR") is result

@@ -68,8 +68,26 @@ class LoginResult:
         """True if ``hook`` ran (in ``plugin``, if given)."""
         return any(h == hook and (plugin is None or p == plugin) for h, p in self.calls)
 
+    def explain(self):
+        """What a failing test needs to see: the code, the conversation, the log, the calls."""
+        lines = ["PAM_%s" % self.code, "prompts: %r" % (self.prompts,)]
+        if self.shown:
+            lines.append("shown: %r" % (self.shown,))
+        lines.append("hook calls: %s" % (", ".join("%s:%s" % (p, h.replace("otpme_auth_", ""))
+                                                 for h, p in self.calls) or "none"))
+        lines += ["log: " + line for line in self.log[-20:]] or ["log: (empty)"]
+        return "\n  ".join(lines)
+
+    def assert_code(self, expected):
+        """Assert the PAM code (``"SUCCESS"``, ``"AUTH_ERR"``...); the message explains a
+        failure (as pytester's ``RunResult.assert_outcomes`` does).  Returns ``self``."""
+        if self.code != expected:
+            raise AssertionError("expected PAM_%s, got %s" % (expected, self.explain()))
+        return self
+
     def __repr__(self):
-        return "<LoginResult %s prompts=%r>" % (self.code, self.prompts)
+        # pytest prints this for `assert result.ok`, so it carries the explanation.
+        return "<LoginResult %s>" % self.explain()
 
 
 def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",

@@ -77,8 +77,21 @@ class PamResult:
     def ok(self):
         return self.returncode == 0
 
+    def explain(self):
+        """The code, what pamtester printed and the module's log, for a failing test."""
+        lines = ["PAM_%s" % self.code if not self.code.startswith("UNKNOWN") else self.code,
+                 "output: %r" % self.output.strip()[-500:]]
+        lines += ["log: " + line for line in self.log[-20:]] or ["log: (empty)"]
+        return "\n  ".join(lines)
+
+    def assert_code(self, expected):
+        """Assert the PAM code; the message explains a failure.  Returns ``self``."""
+        if self.code != expected:
+            raise AssertionError("expected PAM_%s, got %s" % (expected, self.explain()))
+        return self
+
     def __repr__(self):
-        return "<PamResult %s>" % self.code
+        return "<PamResult %s>" % self.explain()
 
 
 class PamHarness:

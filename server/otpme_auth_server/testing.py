@@ -1,9 +1,11 @@
 """A throw-away realm for host-side tests: a real server on loopback, joined hosts.
 
-Shipped with the server distribution as a pytest plugin (the ``realm`` fixture), so plugin authors who test against a realm install ``otpme-auth-server``
-beside the framework's kit.  Everything goes through the console scripts
-(``otpme-auth-server``, ``otpme-auth-admin``, ``otpme-auth join``), as an
-administrator would type them: the test and the server meet only in the protocol.
+Shipped with the server distribution as an opt-in pytest plugin (the
+``otpme_auth_realm`` fixture: ``pytest_plugins = ["otpme_auth_server.testing"]``), so
+plugin authors who test against a realm install ``otpme-auth-server`` beside the kit.
+Everything goes through the console scripts (``otpme-auth-server``,
+``otpme-auth-admin``, ``otpme-auth join``), as an administrator would type them: the
+test and the server meet only in the protocol.
 Password hashing is set cheap (argon2id t=1, 8 MiB) for speed.
 """
 
@@ -128,7 +130,7 @@ class Realm:
 
 
 @pytest.fixture
-def realm(tmp_path):
+def otpme_auth_realm(tmp_path):
     """A :class:`Realm` (not started) in a temp dir; stopped after."""
     r = Realm(tmp_path / "realm")
     yield r
