@@ -2,24 +2,56 @@
 
 Plugins keep what they learn during a login in ``ctx.stash[key]`` and what the
 user typed in ``ctx.credentials[key]``, with :class:`Key` objects they define
-(or the shared ones in :mod:`otpme_auth.keys`), never in module globals or the
-environment: a PAM process may run many logins.
+(the protocol-level ones are in :mod:`otpme_auth.keys`), never in module globals
+or the environment: a PAM process may run many logins.
 """
 
 from .errors import ConversationError, CredentialUnavailable
 
 
 class Key:
-    """A typed key for ``ctx.stash`` and ``ctx.credentials`` (compare by identity)."""
+    """A typed key for ``ctx.stash`` and ``ctx.credentials`` (pytest's ``StashKey``).
 
-    __slots__ = ("name", "doc")
+    A key lives with the plugin that writes it, named ``"<producer>.<what>"``.
+    Plugins never import each other, so a consumer declares the same key (same name,
+    same type) in its own module: keys are equal when their names are, and
+    ``ctx.stash`` refuses a value that is not of the key's ``type``, so a producer
+    and a consumer that disagree fail loudly instead of passing the wrong thing.
+    The kit's ``check_keys`` test helper compares the declarations across plugins.
+    """
 
-    def __init__(self, name, doc=""):
+    __slots__ = ("name", "doc", "type")
+
+    def __init__(self, name, doc="", type=object):
         self.name = name
         self.doc = doc
+        self.type = type
+
+    def __eq__(self, other):
+        return isinstance(other, Key) and other.name == self.name
+
+    def __hash__(self):
+        return hash(("otpme_auth.Key", self.name))
 
     def __repr__(self):
         return "<Key %s>" % self.name
+
+
+class Stash(dict):
+    """``ctx.stash``: a dict whose :class:`Key` entries must hold the key's type."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        if isinstance(key, Key) and value is not None and not isinstance(value, key.type):
+            raise TypeError("ctx.stash[%s] holds %s, not %s" % (
+                key.name, getattr(key.type, "__name__", key.type), type(value).__name__))
+        super().__setitem__(key, value)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
 
 
 class Secret:
@@ -106,7 +138,7 @@ class LoginContext:
         self.rhost = self.pam.rhost
         self.tty = self.pam.tty
         self.credentials = {}
-        self.stash = {}
+        self.stash = Stash()
         self.messages = []          # user-facing texts plugins want shown (show_errors)
         self.verified_by = ()       # plugin names whose ALLOW made the login
         self.offline = False        # True when a fallback (offline) verifier allowed it

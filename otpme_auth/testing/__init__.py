@@ -90,6 +90,27 @@ class LoginResult:
         return "<LoginResult %s>" % self.explain()
 
 
+def check_keys(*modules):
+    """Assert that the :class:`~otpme_auth.Key` objects of the same name declared in
+    ``modules`` (a producer's and its consumers' key modules) agree on their type.
+
+    Plugins never import each other, so producer and consumer each declare a key;
+    this is the test that they declare the same one.  Returns the keys by name.
+    """
+    from ..context import Key
+    seen = {}
+    for module in modules:
+        for attr, key in vars(module).items():
+            if not isinstance(key, Key):
+                continue
+            first = seen.setdefault(key.name, (module.__name__, attr, key))
+            if first[2].type is not key.type:
+                raise AssertionError("key %r is %s in %s.%s but %s in %s.%s" % (
+                    key.name, first[2].type.__name__, first[0], first[1],
+                    key.type.__name__, module.__name__, attr))
+    return {name: entry[2] for name, entry in seen.items()}
+
+
 def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",
               service="otpme-test", action="establish", debug=True, rhost=None, tty=None,
               flags=0, default_verifiers=()):
@@ -136,5 +157,5 @@ def options_for(plugin, args=(), name="plugin"):
     return dict(line.plugins)[name]
 
 
-__all__ = ["run_login", "make_context", "make_plugin", "options_for", "LoginResult",
+__all__ = ["run_login", "make_context", "check_keys", "make_plugin", "options_for", "LoginResult",
            "ScriptedConversation"]

@@ -30,9 +30,9 @@ from otpme_auth import (
     PASSWORD, LoginRefused, StateFileError, abstain, allow, deny, flag, hookimpl, path,
 )
 from otpme_auth import unavailable as unavailable_decision  # the hook has an argument named so
-from otpme_auth.keys import (
-    LOGIN_ANSWER, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT,
-)
+from otpme_auth.keys import LOGIN_ANSWER
+
+from .keys import OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT
 
 from .cache import DEFAULT_ROOT, CacheError
 from .keyfunc import CHECK_OFFLINE_PASS_STRENGTH, OFFLINE_KEY_FUNC

@@ -86,7 +86,8 @@ def fake_online(answer=None, reachable=True, password=PW):
     """A plugin named like online: ALLOW with ``answer`` if the typed text starts with
     ``password``, DENY otherwise; UNAVAILABLE when not ``reachable``."""
     from otpme_auth import PASSWORD, allow, deny, unavailable
-    from otpme_auth.keys import LOGIN_ANSWER, OFFLINE_FIRST
+    from otpme_auth.keys import LOGIN_ANSWER
+    from otpme_auth_offline.keys import OFFLINE_FIRST
     from otpme_auth.testing import make_plugin
 
     def collect(ctx):

@@ -8,7 +8,8 @@ import time
 import pytest
 
 import otpme_auth_offline as offline
-from otpme_auth.keys import LOGIN_ANSWER, OFFLINE_FIRST
+from otpme_auth.keys import LOGIN_ANSWER
+from otpme_auth_offline.keys import OFFLINE_FIRST
 from otpme_auth_offline.cache import OfflineCache
 
 BAD = "bad guess 123"

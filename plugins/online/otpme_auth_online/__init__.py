@@ -22,9 +22,9 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
 from otpme_auth import (
     ConfigError, Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
 )
-from otpme_auth.keys import (
-    GREETING, LOGIN_ANSWER, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT,
-)
+from otpme_auth.keys import GREETING, LOGIN_ANSWER
+
+from .keys import OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT
 
 NAME = "online"
 _CLIENT = Key("online.client", "the connection of this login, or None when unreachable")

@@ -196,7 +196,7 @@ def test_through_real_libpam(pam_harness, system_user, realm):
 
 def test_offline_first_keeps_the_server_out_of_it(run_login, site, make_plugin):
     """A plugin that answers from the cache (unlock_via_offline_token) sets OFFLINE_FIRST."""
-    from otpme_auth.keys import OFFLINE_FIRST
+    from otpme_auth_online.keys import OFFLINE_FIRST
     realm, line = site
     first = make_plugin("cachefirst", otpme_auth_pre_auth=lambda ctx: ctx.stash.__setitem__(
         OFFLINE_FIRST, "unlock_via_offline_token") or None)
