@@ -47,3 +47,26 @@ def test_every_builtin_plugin_option_is_in_its_readme():
         text = read(readme)
         for option in info.options:
             assert "`%s" % option in text, "%s: %s missing from its README" % (name, option)
+
+
+def test_the_plugin_guide_code_is_the_examples_code():
+    """docs/writing-plugins.md's code is cut from examples/ by cog: it cannot drift."""
+    import subprocess
+    proc = subprocess.run([sys.executable, "-m", "cogapp", "--check", "-I", "docs",
+                           "docs/writing-plugins.md"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr +
+                                  "\nregenerate: cog -r -I docs docs/writing-plugins.md")
+
+
+def test_every_public_name_of_the_context_and_its_log_is_documented():
+    from otpme_auth.context import LoginContext
+    from otpme_auth.log import Log
+    from otpme_auth.testing import make_context
+    context_md = read("docs/context.md")
+    ctx = make_context()
+    names = {n for n in list(vars(ctx)) + dir(LoginContext) if not n.startswith("_")}
+    missing = sorted(n for n in names if "`ctx.%s" % n not in context_md)
+    assert not missing, "docs/context.md lacks: %s" % ", ".join(missing)
+    log_names = {n for n in list(vars(ctx.log)) + dir(Log) if not n.startswith("_")}
+    missing = sorted(n for n in log_names if "ctx.log.%s" % n not in context_md)
+    assert not missing, "docs/context.md lacks: %s" % ", ".join(missing)

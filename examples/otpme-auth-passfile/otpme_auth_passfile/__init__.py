@@ -22,11 +22,14 @@ ITERATIONS = 100_000
 _DUMMY = (ITERATIONS, b"\0" * 16, b"\0" * 32)
 
 
+# [docs:options]
 @hookimpl
 def otpme_auth_declare_options():
     return [path("passfile_path", DEFAULT_PATH, "the file of password hashes")]
+# [/docs:options]
 
 
+# [docs:hooks]
 @hookimpl
 def otpme_auth_collect_credentials(ctx):
     ctx.ask_authtok("Password: ")
@@ -51,6 +54,7 @@ def otpme_auth_verify(ctx, options):
     if ctx.user not in entries:
         return deny("no entry for the user in %s" % options.passfile_path, pam_code="USER_UNKNOWN")
     return deny("wrong password", user_message="Wrong password.")
+# [/docs:hooks]
 
 
 def read_passfile(filename):

@@ -1,7 +1,8 @@
 """Tests of the example plugin, written the way a third-party author writes them.
 
 The fixtures ``otpme_auth_run_login``, ``otpme_auth_pam`` and ``otpme_auth_system_user`` come from
-otpme-auth's plugin kit (installed as a pytest plugin); no conftest needed.
+otpme-auth's plugin kit (``pytest -p otpme_auth.testing.plugin``, set in this folder's
+pyproject.toml; a conftest.py with ``pytest_plugins = ["otpme_auth.testing.plugin"]`` works too).
 """
 
 import os
@@ -13,6 +14,7 @@ import otpme_auth_passfile as passfile
 PLUGINS = {"passfile": passfile}
 
 
+# [docs:tests]
 @pytest.fixture
 def passwd(tmp_path):
     path = tmp_path / "passwd"
@@ -31,6 +33,7 @@ def test_wrong_password(otpme_auth_run_login, passwd):
     result = otpme_auth_run_login(PLUGINS, passwd, user="alice", answers=["guess"])
     assert result.code == "AUTH_ERR"
     assert any("wrong password" in line for line in result.log)
+# [/docs:tests]
 
 
 def test_unknown_user(otpme_auth_run_login, passwd):
@@ -53,6 +56,7 @@ def test_bad_option_value(otpme_auth_run_login):
     assert any("passfile_path" in line for line in result.log)
 
 
+# [docs:pam]
 def test_through_real_libpam(otpme_auth_pam, otpme_auth_system_user, tmp_path):
     user = otpme_auth_system_user()
     path = tmp_path / "pw"
@@ -61,3 +65,4 @@ def test_through_real_libpam(otpme_auth_pam, otpme_auth_system_user, tmp_path):
     otpme_auth_pam.service("login", otpme_auth_pam.line("passfile passfile_path=%s" % path))
     assert otpme_auth_pam.run("login", user, answers=["s3cret"]).ok
     assert otpme_auth_pam.run("login", user, answers=["nope"]).code == "AUTH_ERR"
+# [/docs:pam]
