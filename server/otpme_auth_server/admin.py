@@ -23,6 +23,7 @@ USAGE = """objects and verbs:
          enable_auto_mount | disable_auto_mount | add_share/remove_share NAME SHARE
          add_policy/remove_policy NAME POLICY
   token  add USER/TOKEN --type password|totp|hotp|hmac|ssh [SSH_PUBLIC_KEY]
+         (hmac: [--slot 1|2] [-]: a fresh secret shown once, or an existing one from stdin)
          [--digits N] [--period S] [--algorithm SHA1] [--pin-len N | --no-pin]
          (totp/hotp get a PIN by default: typed PIN+code) | del | show [NAME] | list [USER]
          password NAME [-]  (generate, or read from stdin) | enable | disable
@@ -174,6 +175,17 @@ class Admin:
             raise InvalidValue(f"{what}: nothing read from stdin")
         return data
 
+    def _read_hmac_secret(self, name):
+        """An existing YubiKey HMAC-SHA1 secret (40 hex digits) from stdin, read once."""
+        text = self._read_secret(f"token '{name}'").strip().replace(" ", "")
+        try:
+            secret = bytes.fromhex(text)
+        except ValueError:
+            raise InvalidValue(f"token '{name}': the HMAC-SHA1 secret must be 40 hex digits") from None
+        if len(secret) != 20:
+            raise InvalidValue(f"token '{name}': the HMAC-SHA1 secret must be 40 hex digits")
+        return secret
+
     # -- user ------------------------------------------------------------------
 
     def user_add(self, c, args, opts):
@@ -258,9 +270,11 @@ class Admin:
         name, key = self._args(args, 1, "token add USER/TOKEN --type TYPE [SSH_PUBLIC_KEY]", 1)
         if not opts.type:
             raise InvalidValue(f"token '{name}': give --type password|totp|hotp|hmac|ssh")
-        password = None
+        password = secret = None
         if opts.type == "password" and key == "-":
             password = self._read_secret(f"token '{name}'")
+        elif opts.type == "hmac" and key == "-":
+            secret = self._read_hmac_secret(name)
         elif key is not None and opts.type != "ssh":
             raise InvalidValue(f"token '{name}': no secret on the command line; use '-' to read it from stdin")
         if opts.replace and c.get("token", name):
@@ -270,7 +284,7 @@ class Admin:
         shown = realm.token_add(c, self.box, self.passwords, name, opts.type, password=password,
                                 public_key=key, digits=opts.digits, period=opts.period,
                                 algorithm=opts.algorithm, realm=self.cfg["realm"],
-                                pin=pin, pin_len=opts.pin_len)
+                                pin=pin, pin_len=opts.pin_len, secret=secret, slot=opts.slot)
         self.p(f"token {name} ({opts.type}) added")
         self._print_shown(name, opts.type, shown)
 
@@ -544,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pin", action="store_true",
                    help="token add / user add: an OTP token without a PIN (takes the bare code)")
     p.add_argument("--pin-len", type=int, default=4, help="digits of a generated PIN (4..12)")
+    p.add_argument("--slot", type=int, default=2, choices=(1, 2),
+                   help="token add --type hmac: the YubiKey slot the secret is in (default 2)")
     p.add_argument("-r", "--replace", action="store_true", help="token add: replace an existing token")
     p.add_argument("object")
     p.add_argument("verb")

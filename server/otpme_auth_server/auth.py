@@ -326,6 +326,8 @@ class Engine:
                      "pin_required": False, "challenge_id": cid, "challenge": value, "expires": expires}
                 if t == "ssh":
                     m["public_key"] = tok["public_key"]
+                else:  # the YubiKey slot programmed with the secret (tokens made before: 2)
+                    m["slot"] = tok.get("slot", 2)
                 methods.append(m)
                 continue
             key = tuple(sorted(m.items(), key=lambda kv: kv[0]))

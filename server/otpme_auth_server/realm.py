@@ -140,7 +140,8 @@ def token_add(c, box: SecretBox, passwords: Passwords, name: str, ttype: str, *,
               password: str | None = None, public_key: str | None = None,
               digits: int = 6, period: int = 30, algorithm: str = "SHA1",
               secret: bytes | None = None, realm: str = "otpme-auth",
-              pin: bool | str | None = None, pin_len: int = PIN_LEN_DEFAULT) -> dict:
+              pin: bool | str | None = None, pin_len: int = PIN_LEN_DEFAULT,
+              slot: int = 2) -> dict:
     """Create a token; returns what to show the administrator once.
 
     The returned dict may hold the generated password, the otpauth URI, the HMAC
@@ -186,9 +187,15 @@ def token_add(c, box: SecretBox, passwords: Passwords, name: str, ttype: str, *,
             if generated:
                 shown["pin"] = generated
     elif ttype == "hmac":
-        secret = secret or os.urandom(20)
+        if slot not in (1, 2):
+            raise InvalidValue(f"token '{name}': the YubiKey slot must be 1 or 2")
+        if secret is not None and len(secret) != 20:
+            raise InvalidValue(f"token '{name}': an HMAC-SHA1 secret is 20 bytes (40 hex digits)")
+        if secret is None:  # an imported secret is not shown again
+            secret = os.urandom(20)
+            shown["secret"] = secret.hex()
         data["secret"] = box.seal(secret, name)
-        shown["secret"] = secret.hex()
+        data["slot"] = slot
     elif ttype == "ssh":
         if not public_key:
             raise InvalidValue(f"token '{name}': an ssh token needs the public key")

@@ -135,3 +135,28 @@ def test_verify_ssh_signature_garbage():
                  base64.b64encode(_s(b"ssh-rsa") + _s(b"x")).decode()):
         assert verify_ssh_signature(pub, junk, b"data") is False
     assert verify_ssh_signature(pub, ssh_sign(key, b"data"), b"data") is True
+
+
+def test_hmac_slot_and_secret_from_stdin(realm_dir, host, capsys):
+    """The pre-auth names the YubiKey slot; an existing secret is read from stdin, never
+    taken on the command line, and not shown back."""
+    d = realm_dir
+    secret = bytes(range(20))
+    rc, out = adm(d, "token", "add", "--type", "hmac", "--slot", "1", "carol/yk", "-",
+                  stdin=secret.hex() + "\n")
+    assert rc == 0 and secret.hex() not in out
+    _, pre = host.preauth("carol")
+    (m,) = [m for m in pre["methods"] if m["type"] == "hmac"]
+    assert m["slot"] == 1
+    resp = hmac.new(secret, bytes.fromhex(m["challenge"]), hashlib.sha1).hexdigest()
+    assert host.auth("carol", challenge_id=m["challenge_id"], response=resp)[1]["status"] == "ok"
+    # Slot 2 is the default; bad secrets and slots are clear errors.
+    adm_ok(d, "token", "add", "--type", "hmac", "carol/yk2")
+    for args, stdin in ((["carol/yk3", "-"], "abcd\n"), (["carol/yk3", "-"], "zz" * 20 + "\n"),
+                        (["carol/yk3", secret.hex()], None)):
+        capsys.readouterr()
+        rc, _ = adm(d, "token", "add", "--type", "hmac", *args, stdin=stdin)
+        err = capsys.readouterr().err
+        assert rc != 0 and ("40 hex digits" in err or "stdin" in err), err
+    rc, _ = adm(d, "token", "add", "--type", "hmac", "--slot", "3", "carol/yk3")
+    assert rc != 0
