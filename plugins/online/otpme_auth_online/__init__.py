@@ -24,7 +24,10 @@ from otpme_auth import (
 )
 from otpme_auth.keys import GREETING, LOGIN_ANSWER
 
-from .keys import OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT
+from .keys import (
+    CHALLENGE_RESPONSE, CHALLENGES, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED,
+    PROMPT_HINT, SMARTCARD,
+)
 
 NAME = "online"
 _CLIENT = Key("online.client", "the connection of this login, or None when unreachable")
@@ -119,8 +122,16 @@ def _ask_preauth(ctx, client):
 def otpme_auth_collect_credentials(ctx, options):
     if _CLIENT not in ctx.stash:  # not on the try_first_pass retry: ask the server once
         _preauth(ctx, options)
-    typed = [m for m in ctx.stash.get(_METHODS, ())
-             if m.get("password_required") or m.get("otp_len")]
+    methods = ctx.stash.get(_METHODS, ())
+    typed = [m for m in methods if m.get("password_required") or m.get("otp_len")]
+    if ctx.stash.get(_CLIENT) is not None:
+        # For the smartcard (and ssh-agent) plugins, which answer them after us.
+        ctx.stash[CHALLENGES] = [m for m in methods if m.get("type") in ("hmac", "ssh")
+                                 and isinstance(m.get("challenge_id"), str)]
+        card = ctx.stash.get(SMARTCARD)
+        if card and any(m["type"] == "hmac" and m.get("slot", 2) in card.get("slots", ())
+                        for m in ctx.stash[CHALLENGES]):
+            return  # the card answers: nothing to type
     if ctx.stash.get(_CLIENT) is None or not typed:
         # Unreachable: the offline cache needs what the user types, worded as its
         # plugin suggests (a cached second factor: "Password+OTP: ").
@@ -141,7 +152,15 @@ def otpme_auth_verify(ctx, options):
     if client is None:
         return unavailable(ctx.stash.get(_UNREACHABLE, "no server reachable"))
     request = {"user": ctx.user}
-    if options.send_password == "auto":
+    answer = ctx.stash.get(CHALLENGE_RESPONSE)
+    if answer is not None:  # a smartcard's (or an ssh agent's) answer to the server's challenge
+        request.update(challenge_id=answer["challenge_id"], response=answer["response"].reveal())
+    elif PASSWORD not in ctx.credentials:
+        # A card said it would answer, then did not: never send an empty password.
+        client.close()
+        return deny("nothing to send: no smartcard answer and nothing typed (name smartcard "
+                    "after online on the line)")
+    elif options.send_password == "auto":
         request["password"] = ctx.credentials[PASSWORD].reveal()
     else:
         # send_password=false is for tokens answered by a smartcard or an ssh

@@ -60,9 +60,9 @@ class Pcscd:
         except OSError:
             return ""
 
-    def card(self, **kw):
-        """Insert a virtual YubiKey into the vpcd reader (``card.remove()`` takes it out)."""
-        return VirtualYubiKey(port=self.port, **kw).insert()
+    def card(self, reader=0, **kw):
+        """Insert a virtual YubiKey into vpcd reader 0 or 1 (``card.remove()`` takes it out)."""
+        return VirtualYubiKey(port=self.port + reader, **kw).insert()
 
     def stop(self):
         stop_process(self.proc)

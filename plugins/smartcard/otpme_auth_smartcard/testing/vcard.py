@@ -40,17 +40,20 @@ TKT_CHAL_RESP = 0x40
 
 class VirtualYubiKey:
     def __init__(self, port, serial=12345678, slots=None, touch=(), version=(5, 4, 3),
-                 delay=0.0, host="127.0.0.1"):
-        """``slots``: {1: secret bytes, 2: ...}; ``touch``: the slots that need a touch."""
+                 delay=0.0, touch_after=None, host="127.0.0.1"):
+        """``slots``: {1: secret bytes, 2: ...}; ``touch``: the slots that need a touch;
+        ``touch_after``: seconds after which the user touches (None: only ``touch()``)."""
         self.port, self.host = port, host
         self.serial = serial
         self.slots = dict(slots or {})
         self.touch_slots = set(touch)
         self.version = version
         self.delay = delay
+        self.touch_after = touch_after
         self.seq = 1
         self.apdus = []          # the INS/P1 of each APDU seen (never the data)
         self._touched = threading.Event()
+        self._atr_sent = threading.Event()
         self._stop = threading.Event()
         self._sock = None
         self._thread = None
@@ -103,6 +106,9 @@ class VirtualYubiKey:
         if self.delay:
             self._stop.wait(self.delay)
         if slot in self.touch_slots:
+            if self.touch_after is not None:
+                self._stop.wait(self.touch_after)
+                self._touched.set()
             if not self._touched.wait(15):
                 return SW_COND
             self._touched.clear()
@@ -138,6 +144,9 @@ class VirtualYubiKey:
         self._sock.settimeout(None)
         self._thread = threading.Thread(target=self._run, daemon=True, name="vyubikey")
         self._thread.start()
+        # pcscd has seen the card once it asked for the ATR
+        if not self._atr_sent.wait(10):
+            raise RuntimeError("pcscd never asked the virtual card for its ATR")
         return self
 
     def remove(self):
@@ -172,6 +181,7 @@ class VirtualYubiKey:
                 if len(msg) == 1:
                     if msg[0] == 4:
                         self._send(ATR)
+                        self._atr_sent.set()
                     continue  # power off/on/reset: nothing to answer
                 self._send(self.answer(msg))
         except (EOFError, OSError):

@@ -1,0 +1,151 @@
+"""The smartcard plugin end to end: real libpam (pam_wrapper + pam_python + pamtester, the
+full auth/account/session sequence), a real realm server, a real pcscd with vpcd, and a
+virtual YubiKey OTP applet answering the real APDUs."""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.pam
+
+PW = "correct horse battery"
+SECRET = bytes(range(1, 21))
+OTHER = bytes(range(101, 121))
+FULL = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session")
+
+
+@pytest.fixture
+def site(realm, pam_harness, pcscd):
+    """alice: a password token and a YubiKey token (slot 2), both allowed on host h1."""
+    realm.add_user("alice", PW)
+    realm.admin("token", "add", "--type", "hmac", "--slot", "2", "alice/yk", "-",
+                stdin=SECRET.hex() + "\n")
+    jotp = realm.add_host("h1", tokens=["alice/pass", "alice/yk"])
+    realm.start()
+    conf = realm.join("h1", jotp)
+
+    def login(use="auto", answers=(), extra="", functions=FULL):
+        options = "online host_config=%s use_smartcard=%s [smartcard_reader=Virtual PCD] %s" % (
+            conf, use, extra)
+        # as a distribution's stack: our account/session lines, then pam_permit
+        pam_harness.service("sc", pam_harness.line(options),
+                            pam_harness.line(options, type="account", control="sufficient"),
+                            "account required pam_permit.so",
+                            pam_harness.line(options, type="session"),
+                            "session required pam_permit.so")
+        return pam_harness.run("sc", "alice", *functions, answers=list(answers), env=pcscd.env)
+    return realm, pcscd, login
+
+
+def _no_secret_in(result):
+    text = "\n".join(result.log) + result.output
+    assert SECRET.hex() not in text and OTHER.hex() not in text
+
+
+def test_card_login_asks_nothing_and_the_server_verifies(site):
+    realm, pcscd, login = site
+    card = pcscd.card(slots={2: SECRET})
+    result = login()
+    assert result.ok, result.output + "\n".join(result.log)
+    assert "Password" not in result.output
+    assert any("answered the server's challenge (slot 2)" in line for line in result.log)
+    assert "alice/yk" in realm.server_log(), realm.server_log()
+    assert (0x01, 0x38) in card.apdus  # the slot-2 HMAC command went to the card
+    _no_secret_in(result)
+
+
+def test_slot_one(site):
+    realm, pcscd, login = site
+    realm.admin("token", "add", "--type", "hmac", "--slot", "1", "--replace", "alice/yk", "-",
+                stdin=SECRET.hex() + "\n")
+    realm.admin("host", "add_token", "h1", "alice/yk")  # a replaced token is a new token
+    card = pcscd.card(slots={1: SECRET})
+    result = login()
+    assert result.ok, "\n".join(result.log)
+    assert (0x01, 0x30) in card.apdus
+
+
+def test_no_card_auto_falls_back_to_the_password(site):
+    realm, pcscd, login = site
+    result = login(answers=[PW])
+    assert result.ok, "\n".join(result.log)
+    assert "Password" in result.output
+
+
+def test_no_card_true_is_refused_before_any_prompt(site):
+    realm, pcscd, login = site
+    result = login(use="true", answers=[PW])
+    assert result.code == "AUTH_ERR"
+    assert "Password" not in result.output
+    assert any("smartcard required, none connected" in line for line in result.log)
+
+
+def test_use_smartcard_false_ignores_the_card(site):
+    realm, pcscd, login = site
+    card = pcscd.card(slots={2: SECRET})
+    result = login(use="false", answers=[PW])
+    assert result.ok and "Password" in result.output
+    assert card.apdus == []  # never even selected
+
+
+def test_another_users_card_is_refused(site):
+    realm, pcscd, login = site
+    pcscd.card(slots={2: OTHER})
+    result = login(answers=[PW])
+    assert result.code == "AUTH_ERR"
+    assert any("wrong_credentials" in line for line in result.log)
+    _no_secret_in(result)
+
+
+def test_unenrolled_card_auto_uses_the_password_true_refuses(site):
+    realm, pcscd, login = site
+    pcscd.card(slots={1: OTHER})  # nothing in slot 2, the token's slot
+    result = login(answers=[PW])
+    assert result.ok and "Password" in result.output
+    result = login(use="true", answers=[PW])
+    assert result.code == "AUTH_ERR"
+    assert any("slot 2 of this card is empty" in line for line in result.log)
+
+
+def test_several_cards_are_refused(site):
+    realm, pcscd, login = site
+    pcscd.card(slots={2: SECRET}, serial=1111)
+    pcscd.card(reader=1, slots={2: SECRET}, serial=2222)
+    result = login(answers=[PW])
+    assert result.code == "AUTH_ERR"
+    assert any("2 smartcards connected" in line for line in result.log)
+
+
+def test_touch_prompt_then_success(site):
+    realm, pcscd, login = site
+    pcscd.card(slots={2: SECRET}, touch={2}, touch_after=0.3)
+    result = login()
+    assert result.ok, "\n".join(result.log)
+    assert "Touch your YubiKey" in result.output
+
+
+def test_untouched_card_times_out(site):
+    realm, pcscd, login = site
+    pcscd.card(slots={2: SECRET}, touch={2})
+    result = login(extra="smartcard_timeout=1", functions=("authenticate",))
+    assert result.code == "AUTH_ERR"
+    assert any("no answer within 1s" in line for line in result.log)
+
+
+def test_slow_card_times_out(site):
+    realm, pcscd, login = site
+    pcscd.card(slots={2: SECRET}, delay=3)
+    result = login(extra="smartcard_timeout=1", functions=("authenticate",))
+    assert result.code == "AUTH_ERR"
+    assert any("no answer within 1s" in line for line in result.log)
+
+
+def test_pcscd_not_running(site):
+    realm, pcscd, login = site
+    pcscd.stop()
+    result = login(answers=[PW])
+    assert result.ok and "Password" in result.output
+    assert any("no smartcard" in line and "pcscd" in line for line in result.log)
+    result = login(use="true", answers=[PW])
+    assert result.code == "AUTH_ERR"
+    assert any("smartcard required, none usable" in line for line in result.log)
