@@ -11,7 +11,9 @@ from otpme_auth.testing.imports import HEAVY, heavy, login_imports
 from otpme_auth_passfile import hash_line
 
 FORBIDDEN = HEAVY + ("argon2", "cryptography", "otpme_auth_testplugins", "otpme_auth_online",
-                     "otpme_auth_offline", "otpme_auth_greeting", "otpme_auth_mkhomedir")
+                     "otpme_auth_offline", "otpme_auth_greeting", "otpme_auth_mkhomedir",
+                     # PC/SC: a line without smartcard never opens it
+                     "otpme_auth_smartcard", "yubikit", "ykman", "smartcard")
 
 
 def test_login_path_imports_nothing_it_does_not_need(tmp_path):
