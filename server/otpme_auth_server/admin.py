@@ -24,6 +24,8 @@ USAGE = """objects and verbs:
          add_policy/remove_policy NAME POLICY
   token  add USER/TOKEN --type password|totp|hotp|hmac|ssh [SSH_PUBLIC_KEY]
          (hmac: [--slot 1|2] [-]: a fresh secret shown once, or an existing one from stdin)
+         deploy USER/TOKEN [-] [--slot 1|2] [--touch] [--reader NAME]  (an hmac token
+         whose fresh secret, or one from stdin, is written into the connected YubiKey)
          [--digits N] [--period S] [--algorithm SHA1] [--pin-len N | --no-pin]
          (totp/hotp get a PIN by default: typed PIN+code) | del | show [NAME] | list [USER]
          password NAME [-]  (generate, or read from stdin) | enable | disable
@@ -287,6 +289,26 @@ class Admin:
                                 pin=pin, pin_len=opts.pin_len, secret=secret, slot=opts.slot)
         self.p(f"token {name} ({opts.type}) added")
         self._print_shown(name, opts.type, shown)
+
+    def token_deploy(self, c, args, opts):
+        """An hmac token whose secret goes straight into a connected YubiKey's slot
+        (seed 001's ``deploy``): a fresh one (never shown), or an existing one from stdin."""
+        name, key = self._args(args, 1, "token deploy USER/TOKEN [-] [--slot 1|2] [--touch]", 1)
+        if key not in (None, "-"):
+            raise InvalidValue(f"token '{name}': no secret on the command line; use '-' to read it from stdin")
+        secret = self._read_hmac_secret(name) if key == "-" else os.urandom(20)
+        if opts.replace and c.get("token", name):
+            realm.token_del(c, name)
+        realm.token_add(c, self.box, self.passwords, name, "hmac", secret=secret, slot=opts.slot,
+                        realm=self.cfg["realm"])
+        # The store's transaction commits only after the card took the secret.
+        serial = program_yubikey(name, secret, opts.slot, opts.touch, opts.reader)
+        tok = c.need("token", name)
+        tok["serial"] = serial
+        c.update("token", name, tok)
+        self.p(f"token {name} (hmac) added and deployed to YubiKey {serial}, slot {opts.slot}"
+               f"{' (touch required)' if opts.touch else ''}; the secret is in the card and the "
+               "store only")
 
     def token_del(self, c, args, opts):
         (name,) = self._args(args, 1, "token del USER/TOKEN")
@@ -561,10 +583,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slot", type=int, default=2, choices=(1, 2),
                    help="token add --type hmac: the YubiKey slot the secret is in (default 2)")
     p.add_argument("-r", "--replace", action="store_true", help="token add: replace an existing token")
+    p.add_argument("--touch", action="store_true", help="token deploy: the slot needs a touch")
+    p.add_argument("--reader", default="yubico",
+                   help="token deploy: PC/SC readers whose name contains this (default: yubico)")
     p.add_argument("object")
     p.add_argument("verb")
     p.add_argument("args", nargs="*")
     return p
+
+
+def program_yubikey(name: str, secret: bytes, slot: int, touch: bool, reader: str):
+    """Write ``secret`` as an HMAC-SHA1 (HMAC_LT64) configuration into ``slot`` of the one
+    YubiKey connected (yubikit over PC/SC; yubikey-manager is an optional dependency:
+    ``otpme-auth-server[smartcard]``); returns its serial."""
+    try:
+        from ykman.pcsc import list_devices
+        from yubikit.core import ApplicationNotAvailableError
+        from yubikit.core.smartcard import SmartCardConnection
+        from yubikit.yubiotp import SLOT, HmacSha1SlotConfiguration, YubiOtpSession
+    except ImportError:
+        raise InvalidValue("token deploy needs yubikey-manager (pip install 'otpme-auth-server[smartcard]')") from None
+    found = []
+    try:
+        for device in list_devices(reader):
+            try:
+                conn = device.open_connection(SmartCardConnection)
+            except Exception:
+                continue  # an empty reader
+            try:
+                found.append((conn, YubiOtpSession(conn)))
+            except ApplicationNotAvailableError:
+                conn.close()
+    except Exception as exc:
+        raise InvalidValue(f"token '{name}': no PC/SC service (is pcscd running?): {type(exc).__name__}") from None
+    try:
+        if len(found) != 1:
+            raise InvalidValue(f"token '{name}': connect exactly one YubiKey (found {len(found)})")
+        (conn, session), = found
+        try:
+            serial = session.get_serial()
+        except Exception:
+            serial = None
+        config = HmacSha1SlotConfiguration(secret).require_touch(touch)
+        try:
+            session.put_configuration(SLOT(slot), config)
+        except Exception as exc:
+            raise InvalidValue(f"token '{name}': the YubiKey refused the configuration of slot "
+                               f"{slot} ({type(exc).__name__}; is the slot protected by an access code?)") from None
+        return serial
+    finally:
+        for conn, _ in found:
+            conn.close()
 
 
 def main(argv=None, out=sys.stdout) -> int:
