@@ -149,3 +149,37 @@ def test_pcscd_not_running(site):
     result = login(use="true", answers=[PW])
     assert result.code == "AUTH_ERR"
     assert any("smartcard required, none usable" in line for line in result.log)
+
+
+def test_deploy_programs_the_card_then_it_logs_in(site, monkeypatch):
+    """otpme-auth-admin token deploy: a fresh secret goes into the card's slot (yubikit's
+    put_configuration over PC/SC) and the store, and is never printed."""
+    realm, pcscd, login = site
+    monkeypatch.setenv("PCSCLITE_CSOCK_NAME", pcscd.socket)
+    card = pcscd.card(slots={})
+    out = realm.admin("token", "deploy", "--slot", "1", "--touch", "--reader", "Virtual PCD",
+                      "alice/card")
+    assert "deployed to YubiKey 12345678, slot 1 (touch required)" in out
+    assert set(card.slots) == {1} and card.touch_slots == {1}
+    assert card.slots[1].hex() not in out
+    realm.admin("host", "add_token", "h1", "alice/card")
+    realm.admin("token", "disable", "alice/yk")  # only the deployed token can answer
+    card.touch_after = 0.2
+    result = login()
+    assert result.ok, "\n".join(result.log)
+    assert "alice/card" in realm.server_log()
+    # An existing secret from stdin, into slot 2 of the same card.
+    realm.admin("token", "deploy", "--reader", "Virtual PCD", "alice/card2", "-",
+                stdin=OTHER.hex() + "\n")
+    assert card.slots[2] == OTHER and 2 not in card.touch_slots
+
+
+def test_deploy_refuses_without_exactly_one_card(site, monkeypatch):
+    realm, pcscd, login = site
+    monkeypatch.setenv("PCSCLITE_CSOCK_NAME", pcscd.socket)
+    with pytest.raises(RuntimeError, match="connect exactly one YubiKey"):
+        realm.admin("token", "deploy", "--reader", "Virtual PCD", "alice/card")
+    with pytest.raises(RuntimeError, match="no secret on the command line"):
+        realm.admin("token", "deploy", "--reader", "Virtual PCD", "alice/card", SECRET.hex())
+    # nothing was stored
+    assert "alice/card" not in realm.admin("token", "list", "alice")
