@@ -142,6 +142,7 @@ class VirtualYubiKey:
     def insert(self):
         self._sock = socket.create_connection((self.host, self.port), timeout=10)
         self._sock.settimeout(None)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._thread = threading.Thread(target=self._run, daemon=True, name="vyubikey")
         self._thread.start()
         # pcscd has seen the card once it asked for the ATR
@@ -164,6 +165,10 @@ class VirtualYubiKey:
     def _recv(self, n):
         buf = b""
         while len(buf) < n:
+            # vpcd writes the length and the payload separately: without a quick ACK,
+            # Nagle on its side and our delayed ACK add 40 ms to every APDU, which no
+            # USB YubiKey has (Linux clears QUICKACK again, so it is set before each read)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             chunk = self._sock.recv(n - len(buf))
             if not chunk:
                 raise EOFError
