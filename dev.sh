@@ -44,7 +44,7 @@ setup() {
         rm -rf "$VENV"
         /usr/bin/python3 -m venv "$VENV"
     fi
-    local pkgs=(-e "$ROOT[test]" -e "$ROOT/server[postgres]")
+    local pkgs=(-e "$ROOT[test]" -e "$ROOT/server[postgres,smartcard]")
     for d in plugins/*/ examples/*/ tests/plugins/; do
         [[ -f $d/pyproject.toml ]] && pkgs+=(-e "$ROOT/$d")
     done
