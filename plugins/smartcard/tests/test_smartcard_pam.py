@@ -183,3 +183,22 @@ def test_deploy_refuses_without_exactly_one_card(site, monkeypatch):
         realm.admin("token", "deploy", "--reader", "Virtual PCD", "alice/card", SECRET.hex())
     # nothing was stored
     assert "alice/card" not in realm.admin("token", "list", "alice")
+
+
+def test_cli_lists_the_cards_a_login_would_see(pcscd):
+    import subprocess
+    import sys
+    cli = os.path.join(os.path.dirname(sys.executable), "otpme-auth")
+    env = dict(os.environ, **pcscd.env)
+
+    def run():
+        return subprocess.run([cli, "smartcard", "list", "--reader", "Virtual PCD"], env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert "no YubiKey connected" in run().stdout
+    pcscd.card(slots={1: OTHER, 2: SECRET}, touch={1}, serial=4242)
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert "serial 4242  firmware 5.4.3" in out.stdout and "1 (touch), 2" in out.stdout
+    pcscd.stop()
+    out = run()
+    assert out.returncode == 1 and "pcscd" in out.stdout
