@@ -66,7 +66,7 @@ def parse(data, user):
         raise ReplyError("not well-formed XML (%s)" % exc) from None
     except DefusedXmlException as exc:
         raise ReplyError("forbidden XML construct (%s)" % type(exc).__name__) from None
-    except (ValueError, UnicodeError) as exc:  # bad encodings declared in the prolog
+    except (ValueError, LookupError) as exc:  # bad or unknown encodings declared in the prolog
         raise ReplyError("undecodable XML (%s)" % exc) from None
     if root.tag != "authdata":
         raise ReplyError("the root element is <%s>, not <authdata>" % _name(root.tag))
