@@ -191,36 +191,52 @@ def _read_reply(gssapi, sock, ctx, deadline):
             raise RemctlError("cannot decrypt the reply: %s" % _gss_text(exc)) from None
         if not encrypted:
             raise RemctlError("the server sent an unencrypted message")
-        if len(message) < 2:
-            raise RemctlError("a reply message is too short")
-        mtype = message[1]
-        body = message[2:]
-        if mtype == MESSAGE_OUTPUT:
-            if len(body) < 5:
-                raise RemctlError("a truncated output message")
-            stream, length = struct.unpack("!BI", body[:5])
-            data = body[5:]
-            if length != len(data) or stream not in (1, 2):
-                raise RemctlError("a malformed output message")
-            size += length
-            if size > MAX_OUTPUT:
-                raise RemctlError("the reply is larger than %d bytes" % MAX_OUTPUT)
-            out[stream].append(data)
-        elif mtype == MESSAGE_STATUS:
-            if len(body) != 1:
-                raise RemctlError("a malformed status message")
-            return Result(b"".join(out[1]), b"".join(out[2]), body[0])
-        elif mtype == MESSAGE_ERROR:
-            if len(body) < 8:
-                raise RemctlError("a truncated error message")
-            code, length = struct.unpack("!II", body[:8])
-            text = body[8:8 + length].decode("utf-8", "replace")
-            raise RemctlError("the server refused the command: %s (%s)" % (
-                ERROR_NAMES.get(code, "error %d" % code), _printable(text)))
-        elif mtype == MESSAGE_VERSION:
-            raise RemctlError("the server does not speak remctl protocol %d" % PROTOCOL)
-        else:
-            raise RemctlError("unknown message type %d from the server" % mtype)
+        kind, value = decode_message(message)
+        if kind == "status":
+            return Result(b"".join(out[1]), b"".join(out[2]), value)
+        stream, data = value
+        size += len(data)
+        if size > MAX_OUTPUT:
+            raise RemctlError("the reply is larger than %d bytes" % MAX_OUTPUT)
+        out[stream].append(data)
+
+
+def decode_message(message):
+    """One server message: ``("output", (stream, data))`` or ``("status", n)``.
+
+    An ERROR message, a VERSION message (the server does not speak version 2),
+    an unknown type or any malformed message raises :class:`RemctlError`.
+    """
+    if len(message) < 2:
+        raise RemctlError("a reply message is too short")
+    if message[0] not in (2, 3):
+        raise RemctlError("a reply message of protocol version %d" % message[0])
+    mtype = message[1]
+    body = message[2:]
+    if mtype == MESSAGE_OUTPUT:
+        if len(body) < 5:
+            raise RemctlError("a truncated output message")
+        stream, length = struct.unpack("!BI", body[:5])
+        data = body[5:]
+        if length != len(data) or stream not in (1, 2):
+            raise RemctlError("a malformed output message")
+        return "output", (stream, bytes(data))
+    if mtype == MESSAGE_STATUS:
+        if len(body) != 1:
+            raise RemctlError("a malformed status message")
+        return "status", body[0]
+    if mtype == MESSAGE_ERROR:
+        if len(body) < 8:
+            raise RemctlError("a truncated error message")
+        code, length = struct.unpack("!II", body[:8])
+        if length != len(body) - 8:
+            raise RemctlError("a malformed error message")
+        text = bytes(body[8:]).decode("utf-8", "replace")
+        raise RemctlError("the server refused the command: %s (%s)" % (
+            ERROR_NAMES.get(code, "error %d" % code), _printable(text)))
+    if mtype == MESSAGE_VERSION:
+        raise RemctlError("the server does not speak remctl protocol %d" % PROTOCOL)
+    raise RemctlError("unknown message type %d from the server" % mtype)
 
 
 def _send(sock, flags, payload, deadline):

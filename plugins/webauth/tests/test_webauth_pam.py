@@ -1,7 +1,7 @@
 """webauth end to end: real libpam (pam_wrapper + pam_python + pamtester), a real MIT KDC,
 a real remctld, and a webkdc-validate command that answers as a user-information service.
 
-The realm (``realm.py``) is made once per module (about 0.2 s); every test gets its
+The realm (``webauth_realm.py``) is made once per module (about 0.2 s); every test gets its
 own remctld log.  KRB5_CONFIG reaches libkrb5 inside pam_python through pamtester's
 environment, as it would in any PAM application.
 """
@@ -14,7 +14,7 @@ import threading
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from realm import REALM, Realm, free_port, missing_tools  # noqa: E402
+from webauth_realm import REALM, free_port, realm_fixture  # noqa: E402
 
 pytestmark = pytest.mark.pam
 RIGHT = "314159"
@@ -23,13 +23,7 @@ CALLS = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_session"
 
 @pytest.fixture(scope="module")
 def realm(tmp_path_factory):
-    missing = missing_tools()
-    if missing:
-        message = "webauth tests need %s (krb5-kdc, krb5-admin-server, remctl-server)" % missing
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    r = Realm(tmp_path_factory.mktemp("realm"))
+    r = realm_fixture(tmp_path_factory)
     r.service_log = os.path.join(r.dir, "service.log")
     r.port = r.remctld(r.service_log, service_env={"USERINFO_SLOW": "4"})
     yield r
@@ -107,6 +101,28 @@ def test_service_error_is_unavailable(login):
     result = login("broken", RIGHT)
     assert result.code == "AUTHINFO_UNAVAIL", result.log
     assert any("failed (exit status 1): OTP database unreachable" in line for line in result.log)
+
+
+def test_a_service_error_that_repeats_the_code_does_not_log_it(login):
+    result = login("leaky", "424242")
+    assert result.code == "AUTHINFO_UNAVAIL"
+    assert any("failed (exit status 1): code" in line for line in result.log), result.log
+    no_code_in(result, "424242")
+
+
+def test_forty_parallel_logins_each_get_their_own_answer(login, pam_harness, realm):
+    from concurrent.futures import ThreadPoolExecutor
+    login("alice", RIGHT)  # writes the service file
+    cases = [("alice", RIGHT, "SUCCESS"), ("bob", "000000", "AUTH_ERR"),
+             ("broken", RIGHT, "AUTHINFO_UNAVAIL"), ("carol", RIGHT, "SUCCESS")] * 10
+
+    def one(case):
+        user, code, _ = case
+        return pam_harness.run("wa", user, answers=[code], env={"KRB5_CONFIG": realm.krb5_conf},
+                               timeout=120).code
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(pool.map(one, cases))
+    assert codes == [want for _, _, want in cases]
 
 
 def test_slow_service_past_timeout_is_unavailable(login, realm):

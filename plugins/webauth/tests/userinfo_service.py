@@ -8,7 +8,8 @@ protocol does (``<authdata>`` with ``<success>``, ``<factors>``, ``<loa>``...).
 The right code is 314159 for every user.  Users with special behaviour:
 ``broken`` (exits 1 with a message, as a failing service does), ``slow`` (sleeps
 ``USERINFO_SLOW`` seconds first), ``garbage`` (answers something that is not XML),
-``evil`` (answers XML with an entity expansion), ``nosuccess`` (no <success>).
+``evil`` (answers XML with an entity expansion), ``nosuccess`` (no <success>),
+``leaky`` (fails with the code in its error message), ``hold`` (answers after a pause).
 Each call appends one JSON line to ``$USERINFO_LOG``: its argv and whether
 stdin carried a code (the code itself is not written).
 """
@@ -34,6 +35,9 @@ def main():
     user, ip = argv[1], argv[2]
     if user == "broken":
         sys.stderr.write("OTP database unreachable\n")
+        return 1
+    if user == "leaky":
+        sys.stderr.write("code %s refused by the OTP backend\n" % code)
         return 1
     if user == "slow":
         time.sleep(float(os.environ.get("USERINFO_SLOW", "5")))
