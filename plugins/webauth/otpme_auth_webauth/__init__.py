@@ -140,6 +140,8 @@ def otpme_auth_verify(ctx, options):
     try:
         result = remctl.call(conf.host, command, port=conf.port, principal=conf.principal,
                              keytab=conf.keytab, timeout=conf.timeout)
+    except remctl.RemctlMissing as exc:
+        raise ConfigError(str(exc)) from None
     except remctl.RemctlTimeout as exc:
         ctx.log.error("the user-information service %s did not answer in %gs: %s"
                       % (where, conf.timeout, exc), NAME)

@@ -64,6 +64,10 @@ class RemctlTimeout(RemctlError):
     """No reply within the timeout."""
 
 
+class RemctlMissing(RemctlError):
+    """The GSS-API binding is not installed: a broken installation, not an unavailable service."""
+
+
 class Result:
     """What the command printed and how it exited."""
 
@@ -86,7 +90,11 @@ def call(host, command, port=None, principal=None, keytab=None, timeout=30.0):
         ``None`` uses the default credentials (KRB5CCNAME).
     :param timeout: seconds for the whole call (connect, authenticate, reply).
     """
-    import gssapi  # only when a call is made: the login path of other lines never loads it
+    try:
+        import gssapi  # only when a call is made: the login path of other lines never loads it
+    except ImportError as exc:
+        raise RemctlMissing("the Python package gssapi cannot be imported (%s): install "
+                            "otpme-auth-webauth's dependencies" % exc) from None
 
     deadline = time.monotonic() + timeout
     creds = _credentials(gssapi, keytab)

@@ -112,3 +112,13 @@ def test_fuzz_any_text_parses_or_gives_a_clear_error(tmp_path_factory, text):
         assert str(path) in str(exc) or "includes" in str(exc)
         return
     assert all(isinstance(v, str) for v, _ in values.values())
+
+
+def test_a_missing_gssapi_is_a_configuration_error(run_login, monkeypatch, tmp_path):
+    import sys
+    monkeypatch.setitem(sys.modules, "gssapi", None)   # import gssapi -> ImportError
+    monkeypatch.setenv("KRB5_CONFIG", str(tmp_path / "none.conf"))
+    result = run_login({"webauth": plugin}, "webauth command=webkdc host=localhost port=9",
+                       user="alice", answers=["314159"])
+    assert result.code == "SERVICE_ERR", result.log
+    assert any("gssapi cannot be imported" in line for line in result.log), result.log
