@@ -37,7 +37,6 @@ PROMPT = "One-time password: "
 DEFAULTS = {"keytab": "/etc/krb5.keytab", "port": None, "principal": None, "timeout": 30.0}
 OPTIONS = ("command", "host", "principal", "keytab", "port", "timeout")
 MAX_MESSAGE = 200
-SETTINGS = Key("webauth.settings", "pre_auth -> verify: the effective Settings")
 
 
 def _options():
@@ -70,6 +69,9 @@ class Settings:
         for name in OPTIONS:
             setattr(self, name, values[name])
         self.origins = origins
+
+
+SETTINGS = Key("webauth.settings", "pre_auth -> verify: the effective settings", Settings)
 
 
 def settings(options, krb5_values=None):
