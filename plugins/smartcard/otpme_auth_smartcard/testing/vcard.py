@@ -21,6 +21,7 @@ import hmac
 import socket
 import struct
 import threading
+import time
 
 # A USB YubiKey 5 (atr[1] & 0xF0 == 0xF0: USB).
 ATR = bytes.fromhex("3bfd1300008131fe158073c021c057597562694b657940")
@@ -140,7 +141,16 @@ class VirtualYubiKey:
     # -- vpcd -------------------------------------------------------------------------
 
     def insert(self):
-        self._sock = socket.create_connection((self.host, self.port), timeout=10)
+        # pcscd's socket appears before vpcd listens on every reader's port: retry a while.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._sock = socket.create_connection((self.host, self.port), timeout=10)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._thread = threading.Thread(target=self._run, daemon=True, name="vyubikey")
