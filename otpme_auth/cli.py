@@ -205,6 +205,9 @@ def build_parser():
                         "online, as install-pam writes it; none: no default)")
     p.set_defaults(run=cmd_install_pam)
 
+    from .helper.service import add_command as add_helper_command
+    add_helper_command(sub)
+
     p = sub.add_parser("list-plugins", help="the installed plugins, their options and state")
     p.set_defaults(run=cmd_list_plugins)
 

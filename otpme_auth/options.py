@@ -244,6 +244,8 @@ CORE_OPTIONS = (
     text("authtok_prompt", None, "the text of the password / code prompt", allow_empty=False),
     flag("echo_verification_code", "show the one-time code as it is typed"),
     path("log_file", None, "also append log lines to this file (created 0600, never through a symlink)"),
+    path("helper_socket", "/run/otpme-auth/helper.sock", "the root helper's socket, used when "
+         "the module runs as a user (a screen locker) and a plugin of the line needs root"),
 )
 CORE = "core"
 

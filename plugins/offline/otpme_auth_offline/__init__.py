@@ -38,6 +38,9 @@ from .cache import DEFAULT_ROOT, CacheError
 from .keyfunc import CHECK_OFFLINE_PASS_STRENGTH, OFFLINE_KEY_FUNC
 
 NAME = "offline"
+#: Verifying needs root (the cache is root-only): a module running as a user
+#: (a screen locker) verifies through the root helper instead (docs/lockers.md).
+OTPME_AUTH_NEEDS_ROOT = True
 #: Token types whose cache is keyed from what is typed at the prompt.
 TYPED_TYPES = ("password", "totp", "hotp")
 #: Time steps either side accepted for TOTP, counters ahead for HOTP (the server's defaults).

@@ -30,6 +30,9 @@ from .keys import (
 )
 
 NAME = "online"
+#: Verifying needs root (the host key is 0600 root): a module running as a user
+#: (a screen locker) verifies through the root helper instead (docs/lockers.md).
+OTPME_AUTH_NEEDS_ROOT = True
 _CLIENT = Key("online.client", "the connection of this login, or None when unreachable")
 _METHODS = Key("online.methods", "the pre-auth answer's methods")
 _UNREACHABLE = Key("online.unreachable", "why no server could be used")
@@ -73,7 +76,7 @@ def otpme_auth_pre_auth(ctx, options):
 
 def _preauth(ctx, options):
     """Connect and ask what the login needs; on failure remember why (offline may stand in)."""
-    from .client import Client, Unreachable
+    from .client import Client, LocalError, Unreachable
     ctx.stash[_CLIENT] = None
     config = ctx.stash.get(_CONFIG)
     if config is None:
@@ -94,7 +97,10 @@ def _preauth(ctx, options):
     except Unreachable as exc:
         client.close()
         ctx.stash[_UNREACHABLE] = str(exc)
-        ctx.log.info("server unreachable: %s" % exc, NAME)
+        if isinstance(exc, LocalError):
+            ctx.log.warning(str(exc), NAME)   # this host's own problem, not the server's
+        else:
+            ctx.log.info("server unreachable: %s" % exc, NAME)
         return
     ctx.stash[_CLIENT] = client
     ctx.stash[_METHODS] = [m for m in answer.get("methods", []) if isinstance(m, dict)]

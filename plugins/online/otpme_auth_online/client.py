@@ -17,6 +17,7 @@ stands: when every server is down (the laptop on the train) the login goes
 to the offline cache without paying ~25 ms for TLS it will not use.
 """
 
+import os
 import socket
 
 MAX_HEAD = 16 * 1024
@@ -25,6 +26,11 @@ MAX_BODY = 1024 * 1024
 
 class Unreachable(Exception):
     """No server could be reached, or its answer was not usable (never a refusal)."""
+
+
+class LocalError(Unreachable):
+    """This host cannot use its own files (the host key is 0600 root and this process is
+    not root): a local problem, never to be reported as an unreachable server."""
 
 
 class Client:
@@ -64,6 +70,13 @@ class Client:
             if ctx is None:
                 try:
                     ctx = self._context()
+                except PermissionError as exc:
+                    raw.close()
+                    raise LocalError(
+                        "local permission error, not the server: uid %d cannot read the host's "
+                        "TLS files (%s: %s); a process that is not root logs in through the "
+                        "otpme-auth helper" % (os.geteuid(), exc.filename or self.key_file,
+                                               exc.strerror)) from None
                 except OSError as exc:  # ssl.SSLError is an OSError
                     raw.close()
                     raise Unreachable("cannot load the host's TLS files: %s" % _reason(exc)) from None
