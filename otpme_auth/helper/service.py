@@ -130,6 +130,9 @@ class Helper:
     def answer(self, uid, data):
         """The reply bytes for ``data`` sent by a process of ``uid``."""
         import pwd
+        if not data:   # connected and closed (a probe): nothing was asked
+            self._say("debug", "uid %d connected and sent nothing" % uid)
+            return encode_reply("refused")
         try:
             request = parse_request(data)
         except ProtocolError as exc:

@@ -50,6 +50,16 @@ def missing_requirements():
     return missing
 
 
+def as_user_prefix(user):
+    """The command prefix that runs a program as ``user`` with that user's groups (or [])."""
+    if not user:
+        return []
+    import pwd
+    entry = pwd.getpwnam(user)
+    return ["setpriv", "--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid),
+            "--init-groups", "--"]
+
+
 class PamResult:
     """The outcome of one pamtester run."""
 
@@ -132,10 +142,14 @@ class PamHarness:
             fh.write("\n".join(lines) + "\n")
         return path
 
-    def run(self, service, user, *functions, answers=(), env=None, timeout=60, items=None):
+    def run(self, service, user, *functions, answers=(), env=None, timeout=60, items=None,
+            as_user=None):
         """Run ``pamtester service user functions...`` (default: authenticate).
 
         ``items``: PAM items to set first, e.g. ``{"rhost": "10.0.0.1", "tty": "pts/1"}``.
+        ``as_user``: run pamtester as this user, as a screen locker runs PAM
+        (``setpriv --reuid U --regid G --init-groups``); the harness's directory, its
+        script and log must then be reachable by that user (:meth:`share_with`).
         """
         environ = dict(os.environ)
         environ.update({
@@ -148,10 +162,27 @@ class PamHarness:
         for name, value in (items or {}).items():
             item_args += ["-I", "%s=%s" % (name, value)]
         proc = subprocess.run(
-            ["pamtester"] + item_args + [service, user] + list(functions or ("authenticate",)),
+            as_user_prefix(as_user)
+            + ["pamtester"] + item_args + [service, user] + list(functions or ("authenticate",)),
             input="".join(a + "\n" for a in answers), capture_output=True, text=True,
             env=environ, timeout=timeout)
         return PamResult(proc, self.log_path)
+
+    def share_with(self, user):
+        """Let ``user`` run this harness's services (:meth:`run` ``as_user``): the
+        directories traversable, the plugin cache readable, the log file the user's."""
+        import pwd
+        entry = pwd.getpwnam(user)
+        path = os.path.abspath(self.dir)
+        while path != "/":
+            st = os.stat(path)
+            if st.st_uid == 0 and not st.st_mode & 0o001:
+                os.chmod(path, st.st_mode | 0o005)
+            path = os.path.dirname(path)
+        os.chmod(self.cache_dir, 0o755)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        os.close(fd)
 
     def read_log(self):
         try:
