@@ -112,8 +112,7 @@ def ask(ctx, path, password, replaced=()):
     try:
         reply = parse_reply(data)
     except ProtocolError as exc:
-        return deny("the helper's reply is not valid (%s): failing closed" % exc, final=True,
-                    pam_code="SERVICE_ERR")
+        return deny("the helper's reply is not valid (%s): failing closed" % exc, final=True)
     if reply.result == "ok":
         ctx.stash[_OFFLINE] = reply.offline
         return allow("the helper accepted it %s" % ("from the offline cache" if reply.offline
@@ -132,7 +131,7 @@ def ask(ctx, path, password, replaced=()):
         return deny("the helper refused the request: a process may check only its own user's "
                     "credentials (this one runs as uid %d; the login is for %s)" % (uid, ctx.user),
                     final=True)
-    return deny("the helper failed closed (its log says why)", final=True, pam_code="SERVICE_ERR")
+    return deny("the helper failed closed (its log says why)", final=True)
 
 
 def _service(name):
