@@ -149,12 +149,14 @@ def cmd_login(args, out):
 def cmd_install_pam(args, out):
     from .install import install
     from .install import PAM_CONFIGS_DIR, PAMD_DIR
+    from .install import SYSTEMD_DIR
     if args.no_snippets:
-        pamd, configs = None, None
+        pamd, configs, units = None, None, None
     else:
         pamd, configs = args.pamd or PAMD_DIR, args.pam_configs or PAM_CONFIGS_DIR
+        units = args.systemd_dir or SYSTEMD_DIR
     install(args.dest, cache_dir=args.cache_dir, pamd_dir=pamd, pam_configs_dir=configs, out=out,
-            default_verifiers=_default_verifiers(args))
+            default_verifiers=_default_verifiers(args), systemd_dir=units)
     return 0
 
 
@@ -198,6 +200,10 @@ def build_parser():
     p.add_argument("--pam-configs", default=None, metavar="DIR",
                    help="where to write the Debian pam-auth-update profile (default: "
                         "/usr/share/pam-configs; inert until pam-auth-update --enable otpme-auth)")
+    p.add_argument("--systemd-dir", default=None, metavar="DIR",
+                   help="where to write the helper's units otpme-auth-helper.socket/.service, "
+                        "for screen lockers (default: /etc/systemd/system; inert until "
+                        "systemctl enable --now otpme-auth-helper.socket)")
     p.add_argument("--no-snippets", action="store_true",
                    help="write only the entry script")
     p.add_argument("--default-verifier", metavar="NAME",

@@ -86,6 +86,65 @@ Session:
 	optional	{pam_python} {script} create_home
 """
 
+# The root helper for modules that run as the user (screen lockers): docs/lockers.md.
+HELPER_SOCKET_UNIT = """\
+# otpme-auth-helper.socket: written by `otpme-auth install-pam`; see docs/lockers.md.
+# Every user may connect; the helper checks only the caller's own credentials
+# (SO_PEERCRED) and throttles failures.  Enable: systemctl enable --now otpme-auth-helper.socket
+[Unit]
+Description=otpme-auth helper socket (screen lockers check their user's own password)
+
+[Socket]
+ListenStream={socket}
+SocketMode=0666
+DirectoryMode=0755
+SocketUser=root
+SocketGroup=root
+Accept=no
+
+[Install]
+WantedBy=sockets.target
+"""
+
+HELPER_SERVICE_UNIT = """\
+# otpme-auth-helper.service: written by `otpme-auth install-pam`; see docs/lockers.md.
+# Started by otpme-auth-helper.socket.  The options after -- are the line the helper
+# checks with (as root): change them with a drop-in (systemctl edit otpme-auth-helper),
+# e.g. to add unlock_via_offline_token or host_config=.
+[Unit]
+Description=otpme-auth helper (checks a calling user's own credentials for screen lockers)
+Requires=otpme-auth-helper.socket
+After=otpme-auth-helper.socket
+
+[Service]
+Type=simple
+ExecStart={otpme_auth} helper --socket {socket} --cache-dir {cache_dir} -- cache_login_tokens
+User=root
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths={cache_dir}
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictRealtime=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+"""
+
+SYSTEMD_DIR = "/etc/systemd/system"
+
+
+def render_units(otpme_auth, cache_dir="/var/cache/otpme-auth"):
+    """The helper's systemd units, for the ``otpme-auth`` program at ``otpme_auth``."""
+    from .helper import DEFAULT_SOCKET
+    values = {"otpme_auth": otpme_auth, "cache_dir": cache_dir, "socket": DEFAULT_SOCKET}
+    return {"otpme-auth-helper.socket": HELPER_SOCKET_UNIT.format(**values),
+            "otpme-auth-helper.service": HELPER_SERVICE_UNIT.format(**values)}
+
 
 def site_dirs():
     """The directories that make this installation importable (venv or system)."""
@@ -127,6 +186,8 @@ def repository_files():
     files = {SCRIPT_NAME: render_script([], "/var/cache/otpme-auth")}
     for name, text in render_snippets(script).items():
         files[name if "/" in name else "pam.d/" + name] = text
+    for name, text in render_units("/usr/local/bin/otpme-auth").items():
+        files["systemd/" + name] = text
     return files
 
 
@@ -135,11 +196,13 @@ PAM_CONFIGS_DIR = "/usr/share/pam-configs"  # Debian's pam-auth-update profiles
 
 
 def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_dir=None,
-            out=sys.stdout, default_verifiers=DEFAULT_VERIFIERS):
-    """Write the entry script, and the pam.d snippets / pam-auth-update profile if given dirs.
+            out=sys.stdout, default_verifiers=DEFAULT_VERIFIERS, systemd_dir=None):
+    """Write the entry script, and the pam.d snippets / pam-auth-update profile / the
+    helper's systemd units if given dirs.
 
-    The snippets do nothing until a service file includes them, and the profile
-    (``Default: no``) until ``pam-auth-update --enable otpme-auth``.
+    The snippets do nothing until a service file includes them, the profile
+    (``Default: no``) until ``pam-auth-update --enable otpme-auth``, the units until
+    ``systemctl enable --now otpme-auth-helper.socket``.
     """
     os.makedirs(dest, mode=0o755, exist_ok=True)
     script_path = os.path.join(os.path.abspath(dest), SCRIPT_NAME)
@@ -156,6 +219,13 @@ def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_
         os.makedirs(directory, mode=0o755, exist_ok=True)
         _write(path, text, 0o644)
         written.append(path)
+    if systemd_dir:
+        program = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "otpme-auth")
+        os.makedirs(systemd_dir, mode=0o755, exist_ok=True)
+        for name, text in render_units(program, cache_dir).items():
+            path = os.path.join(systemd_dir, name)
+            _write(path, text, 0o644)
+            written.append(path)
     out.write("wrote %s\n" % "\n      ".join(written))
     out.write("\nUse it in a PAM service file (one line):\n"
               "  auth [success=1 default=ignore] %s %s try_first_pass\n"
@@ -164,6 +234,9 @@ def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_
         out.write("or include the snippets: @include otpme-auth / otpme-account / otpme-session\n")
     if pam_configs_dir:
         out.write("or, on Debian: pam-auth-update --enable otpme-auth\n")
+    if systemd_dir:
+        out.write("for screen lockers (PAM run as the user): systemctl daemon-reload && "
+                  "systemctl enable --now otpme-auth-helper.socket\n")
     out.write("Check a line first: otpme-auth check-config 'try_first_pass create_home'\n")
     return written
 

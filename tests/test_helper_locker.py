@@ -82,8 +82,9 @@ class Locker:
             result = self.pam.run("locker", self.user, answers=[typed], as_user=user or self.user)
             # pam_wrapper has a few dozen /tmp/pam.X names for the whole machine; a user
             # cannot clear root's: then the run never reached libpam, so run it again.
-            if not (result.code.startswith("UNKNOWN") and (
-                    "pwrap_init" in result.output or "Failed to load module" in result.output)):
+            # (or another run's cleanup removed ours mid-run: pamtester then ends with no
+            # PAM result at all).  A run with no PAM result is run again.
+            if not result.code.startswith("UNKNOWN"):
                 break
             time.sleep(0.2)
         result.new = result.log[mark:]
@@ -151,7 +152,8 @@ def test_forty_parallel_wrong_attempts_check_three(locker):
         results = list(pool.map(locker.run, ["wrong guess %d" % i for i in range(40)]))
     assert [r.code for r in results] == ["AUTH_ERR"] * 40
     lines = locker.helper_lines()
-    assert sum("throttled" in line for line in lines) == 37, lines
+    # (>= 37: a pamtester run that pam_wrapper broke is run again, and may have asked)
+    assert sum("throttled" in line for line in lines) >= 37, lines
     assert locker.realm.server_log().count(
         "user=%s host=h1 token=- reason=wrong_credentials" % locker.user) == 3
     right = locker.run(PW)   # throttled: not even the right password is checked

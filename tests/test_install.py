@@ -2,6 +2,9 @@
 
 import os
 import subprocess
+import sys
+
+import pytest
 
 from otpme_auth.cli import main
 from otpme_auth.install import SCRIPT_NAME, render_script, repository_files
@@ -17,8 +20,10 @@ def test_repository_pam_files_are_the_generators_output():
 
 def test_install_pam_writes_script_and_snippets(tmp_path, capsys):
     dest, pamd, configs = tmp_path / "lib", tmp_path / "pam.d", tmp_path / "pam-configs"
+    units = tmp_path / "systemd"
     assert main(["install-pam", "--dest", str(dest), "--cache-dir", str(tmp_path / "c"),
-                 "--pamd", str(pamd), "--pam-configs", str(configs)]) == 0
+                 "--pamd", str(pamd), "--pam-configs", str(configs),
+                 "--systemd-dir", str(units)]) == 0
     out = capsys.readouterr().out
     script = dest / SCRIPT_NAME
     assert str(script) in out and "pam_python.so" in out and "pam-auth-update --enable" in out
@@ -27,6 +32,31 @@ def test_install_pam_writes_script_and_snippets(tmp_path, capsys):
                  configs / "otpme-auth"):
         assert str(script) in path.read_text()
     assert "Default: no" in (configs / "otpme-auth").read_text()
+    # the helper for screen lockers: a socket unit and the service it starts
+    socket_unit = (units / "otpme-auth-helper.socket").read_text()
+    assert "ListenStream=/run/otpme-auth/helper.sock" in socket_unit
+    assert "SocketMode=0666" in socket_unit
+    service_unit = (units / "otpme-auth-helper.service").read_text()
+    program = os.path.join(os.path.dirname(sys.executable), "otpme-auth")
+    assert "ExecStart=%s helper " % program in service_unit and os.path.exists(program)
+    assert "systemctl enable --now otpme-auth-helper.socket" in out
+
+
+def test_helper_units_are_valid_for_systemd(tmp_path):
+    import shutil
+    if not shutil.which("systemd-analyze"):
+        pytest.fail("systemd-analyze is needed (.ci/apt-packages.txt: systemd)")
+    from otpme_auth.install import install
+    units = tmp_path / "systemd"
+    install(str(tmp_path / "lib"), cache_dir=str(tmp_path / "c"), systemd_dir=str(units),
+            out=open(os.devnull, "w"))
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                           str(units / "otpme-auth-helper.socket"),
+                           str(units / "otpme-auth-helper.service")],
+                          capture_output=True, text=True)
+    problems = [line for line in (proc.stdout + proc.stderr).splitlines()
+                if "otpme-auth-helper" in line]
+    assert proc.returncode == 0 and not problems, proc.stdout + proc.stderr
 
 
 def test_install_pam_no_snippets(tmp_path):
