@@ -363,3 +363,37 @@ def test_login_as_a_user_goes_through_the_helper(monkeypatch, tmp_path):
                   registry=StaticRegistry({"rootonly": root_only}), log=Log("t", to_syslog=False))
     assert outcome.code == "AUTHINFO_UNAVAIL" and not called
     assert any("helper is not running" in line for _, line in outcome.log.records)
+
+
+def test_one_user_cannot_take_every_connection(tmp_path):
+    checker = Checker()
+    helper = helper_for(checker)
+    helper.max_per_uid = 2
+    path = str(tmp_path / "run" / "helper.sock")
+    sock = service.listen_socket(path)
+    thread = threading.Thread(target=helper.serve, args=(sock,), daemon=True)
+    thread.start()
+    held = []
+    try:
+        for _ in range(2):   # connected, sending nothing yet
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(path)
+            held.append(conn)
+        import time
+        deadline = time.monotonic() + 10
+        while helper._in_flight.get(os.geteuid(), 0) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        decision = client.ask(_ctx(), path, Secret("right"))
+        assert decision.verdict.name == "DENY" and "throttles" in decision.reason
+        assert checker.calls == 0
+        for conn in held:
+            conn.sendall(request())
+            conn.shutdown(socket.SHUT_WR)
+            assert parse_reply(conn.recv(300)).result == "ok"
+    finally:
+        for conn in held:
+            conn.close()
+        helper.stop()
+        thread.join(5)
+        sock.close()

@@ -95,8 +95,11 @@ def ask(ctx, path, password, replaced=()):
             return unavailable("local permission error, not a server problem: uid %d may not use "
                                "the helper's socket %s (%s)" % (uid, path, exc.strerror))
         try:
-            sock.sendall(request)
-            sock.shutdown(socket.SHUT_WR)
+            try:
+                sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass   # it answered without reading (a throttle): the reply is still there
             data = b""
             while len(data) <= MAX_REPLY:
                 chunk = sock.recv(MAX_REPLY + 1 - len(data))

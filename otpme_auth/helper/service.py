@@ -91,7 +91,7 @@ class Helper:
 
     def __init__(self, line=DEFAULT_LINE, throttle=None, registry=None, max_connections=64,
                  max_checks=4, read_timeout=5.0, log=None, site_dirs=None,
-                 cache_dir="/var/cache/otpme-auth"):
+                 cache_dir="/var/cache/otpme-auth", max_per_uid=8):
         from ..log import Log
         self.line = list(line)
         self.throttle = throttle or Throttle()
@@ -105,6 +105,8 @@ class Helper:
         self._connections = threading.BoundedSemaphore(max_connections)
         self._checks = threading.BoundedSemaphore(max_checks)
         self._stop = threading.Event()
+        self.max_per_uid = max_per_uid      # one user cannot take every connection
+        self._in_flight = {}                # uid -> connections being answered
         self._log_lock = threading.Lock()
 
     # -- one request -----------------------------------------------------
@@ -115,17 +117,46 @@ class Helper:
             conn.settimeout(self.read_timeout)
             try:
                 uid = peer_uid(conn)
-                data = _read_request(conn)
-            except (OSError, ProtocolError) as exc:
-                self._say("warning", "request not read: %s" % exc)
+            except OSError as exc:
+                self._say("warning", "no peer credentials: %s" % exc)
                 return
-            reply = self.answer(uid, data)
+            if not self._enter(uid):
+                self._say("warning", "uid %d: more than %d requests at once; throttled, "
+                          "not checked" % (uid, self.max_per_uid))
+                try:   # read it all (unread data would reset the connection), check nothing
+                    _read_request(conn)
+                except (OSError, ProtocolError):
+                    return
+                reply = encode_reply("throttled", retry_after=1)
+            else:
+                try:
+                    try:
+                        data = _read_request(conn)
+                    except (OSError, ProtocolError) as exc:
+                        self._say("warning", "request of uid %d not read: %s" % (uid, exc))
+                        return
+                    reply = self.answer(uid, data)
+                finally:
+                    self._leave(uid)
             try:
                 conn.sendall(reply)
             except OSError:
                 pass
         finally:
             conn.close()
+
+    def _enter(self, uid):
+        with self._log_lock:
+            if self._in_flight.get(uid, 0) >= self.max_per_uid:
+                return False
+            self._in_flight[uid] = self._in_flight.get(uid, 0) + 1
+            return True
+
+    def _leave(self, uid):
+        with self._log_lock:
+            self._in_flight[uid] -= 1
+            if not self._in_flight[uid]:
+                del self._in_flight[uid]
 
     def answer(self, uid, data):
         """The reply bytes for ``data`` sent by a process of ``uid``."""
