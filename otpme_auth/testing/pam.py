@@ -50,14 +50,24 @@ def missing_requirements():
     return missing
 
 
-def as_user_prefix(user):
-    """The command prefix that runs a program as ``user`` with that user's groups (or [])."""
+def as_user_prefix(user, private_tmp=False):
+    """The command prefix that runs a program as ``user`` with that user's groups (or []).
+
+    ``private_tmp``: in a mount namespace of its own with an empty ``/tmp``.  pam_wrapper
+    keeps its copy of the service files in ``/tmp/pam.X``, a few dozen names for the
+    whole machine, which a user cannot reclaim from root's (or another user's) runs; a
+    private ``/tmp`` gives every run all of them.  The harness must then not live in /tmp.
+    """
+    prefix = []
+    if private_tmp:
+        prefix = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                  'mount -t tmpfs -o mode=1777 otpme-test-tmp /tmp && exec "$@"', "sh"]
     if not user:
-        return []
+        return prefix
     import pwd
     entry = pwd.getpwnam(user)
-    return ["setpriv", "--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid),
-            "--init-groups", "--"]
+    return prefix + ["setpriv", "--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid),
+                     "--init-groups", "--"]
 
 
 class PamResult:
@@ -143,13 +153,14 @@ class PamHarness:
         return path
 
     def run(self, service, user, *functions, answers=(), env=None, timeout=60, items=None,
-            as_user=None):
+            as_user=None, private_tmp=False):
         """Run ``pamtester service user functions...`` (default: authenticate).
 
         ``items``: PAM items to set first, e.g. ``{"rhost": "10.0.0.1", "tty": "pts/1"}``.
         ``as_user``: run pamtester as this user, as a screen locker runs PAM
         (``setpriv --reuid U --regid G --init-groups``); the harness's directory, its
         script and log must then be reachable by that user (:meth:`share_with`).
+        ``private_tmp``: see :func:`as_user_prefix`.
         """
         environ = dict(os.environ)
         environ.update({
@@ -162,7 +173,7 @@ class PamHarness:
         for name, value in (items or {}).items():
             item_args += ["-I", "%s=%s" % (name, value)]
         proc = subprocess.run(
-            as_user_prefix(as_user)
+            as_user_prefix(as_user, private_tmp)
             + ["pamtester"] + item_args + [service, user] + list(functions or ("authenticate",)),
             input="".join(a + "\n" for a in answers), capture_output=True, text=True,
             env=environ, timeout=timeout)
