@@ -80,8 +80,14 @@ class Locker:
     def run(self, typed, user=None):
         mark = len(self.pam.read_log())
         # A private /tmp for pam_wrapper's copy of the service files (as_user_prefix).
-        result = self.pam.run("locker", self.user, answers=[typed], as_user=user or self.user,
-                              private_tmp=True)
+        for _ in range(20):
+            result = self.pam.run("locker", self.user, answers=[typed],
+                                  as_user=user or self.user, private_tmp=True)
+            # pam_wrapper's own start failed (pwrap_init, before pam_start returned, so no
+            # module ran): not an outcome of the login; run it again.
+            if not ("pwrap_init" in result.output and result.code.startswith("UNKNOWN")):
+                break
+            time.sleep(0.1)
         result.new = result.log[mark:]
         return result
 

@@ -91,9 +91,12 @@ class Helper:
 
     def __init__(self, line=DEFAULT_LINE, throttle=None, registry=None, max_connections=64,
                  max_checks=4, read_timeout=5.0, log=None, site_dirs=None,
-                 cache_dir="/var/cache/otpme-auth", max_per_uid=8):
+                 cache_dir="/var/cache/otpme-auth", max_per_uid=8, default_verifiers=None):
         from ..log import Log
         self.line = list(line)
+        if default_verifiers is None:   # as the entry script install-pam writes
+            from ..install import DEFAULT_VERIFIERS as default_verifiers
+        self.default_verifiers = tuple(default_verifiers)
         self.throttle = throttle or Throttle()
         self.registry = registry
         self.read_timeout = read_timeout
@@ -202,7 +205,8 @@ class Helper:
         log.add_secret(request.password.reveal())
         outcome = run("authenticate", self.line, request.user, SERVICE,
                       _Answers(request.password).conversation, PamItems(), registry=self.registry,
-                      cache_dir=self.cache_dir, log=log, site_dirs=self.site_dirs)
+                      cache_dir=self.cache_dir, log=log, site_dirs=self.site_dirs,
+                      default_verifiers=self.default_verifiers)
         offline = bool(outcome.ctx is not None and outcome.ctx.offline)
         return outcome.code, offline
 
