@@ -23,7 +23,7 @@ NAME = "helper"
 #: How long to wait for the helper's answer: its line's connect and answer timeouts
 #: and the key derivation all fit in it.
 TIMEOUT = 90.0
-_OFFLINE = Key("helper.offline", "the helper's ok came from the offline cache")
+_OFFLINE = Key("helper.offline", "the helper's ok came from the offline cache", bool)
 
 
 class _StandIn:

@@ -184,7 +184,7 @@ class Helper:
         if wait:
             self._say("warning", "%s (service %s): throttled, %d s to wait after repeated "
                       "failures; not checked" % (request.user, request.service, wait))
-            return encode_reply("throttled", retry_after=wait)
+            return encode_reply("throttled", retry_after=min(wait, 86400))
         with self._checks:
             code, offline = self._check(request)
         if code == "SUCCESS":
