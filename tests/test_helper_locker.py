@@ -101,7 +101,8 @@ class Locker:
 
 @pytest.fixture
 def locker(realm, pam_harness, system_user):
-    # Outside /tmp: the user's runs get a private /tmp (see Locker.run).
+    # (pam_harness: only for its check that libpam-python, pam_wrapper and pamtester are
+    # here.)  The locker's harness lives outside /tmp: its runs get a private /tmp.
     directory = tempfile.mkdtemp(prefix="otpme-locker-", dir="/var/tmp")
     os.chmod(directory, 0o755)
     site = Locker(realm, PamHarness(directory), system_user)
@@ -223,11 +224,22 @@ def test_online_plugin_as_a_user_logs_a_local_permission_error(locker):
             "    client.connect()\n"
             "except LocalError as exc:\n"
             "    print('LOCAL', exc)\n")
-    path = os.path.dirname(locker.conf)   # host.conf readable by all, as join leaves it
-    while path != "/":
-        os.chmod(path, os.stat(path).st_mode | 0o005)
-        path = os.path.dirname(path)
-    out = subprocess.run(as_user_prefix(locker.user) + [sys.executable, "-c", code, locker.conf],
+    # /etc/otpme-auth as join leaves it: host.conf, ca.pem, host.pem readable by all, the
+    # key 0600 root (copied where the user can reach them; the realm's dir is root's).
+    from otpme_auth_online import hostconfig
+    config = hostconfig.load(locker.conf)
+    etc = os.path.join(locker.pam.dir, "etc")
+    os.makedirs(etc, mode=0o755)
+    for name in ("ca_file", "cert_file", "key_file"):
+        shutil.copy(config.values[name], os.path.join(etc, os.path.basename(config.values[name])))
+    os.chmod(os.path.join(etc, "host.key"), 0o600)
+    values = dict(config.values, ca_file=os.path.join(etc, "ca.pem"),
+                  cert_file=os.path.join(etc, "host.pem"), key_file=os.path.join(etc, "host.key"))
+    conf = os.path.join(etc, "host.conf")
+    with open(conf, "w") as fh:
+        fh.write(hostconfig.render(values))
+    os.chmod(conf, 0o644)
+    out = subprocess.run(as_user_prefix(locker.user) + [sys.executable, "-c", code, conf],
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.startswith("LOCAL local permission error, not the server"), out
     assert "host.key" in out.stdout and "Permission denied" in out.stdout
