@@ -641,18 +641,34 @@ class Engine:
             c.update("host", host, obj)
             return True
 
+    @staticmethod
+    def _join_pending(c, host, digest):
+        return c.execute("SELECT 1 FROM joins WHERE host = ? AND digest = ?",
+                         (host, digest)).fetchone() is not None
+
+    def _join_refused(self, host):
+        log.warning("join refused host=%s", host)
+        return BadRequest("join_refused", f"host '{host}' may not join: unknown host, "
+                          "or the join password is wrong or used already", 403)
+
     async def join(self, req) -> dict:
-        """Exchange host name + JOTP + CSR for a client certificate (POST /v1/join)."""
+        """Exchange host name + JOTP + CSR for a client certificate (POST /v1/join).
+
+        The JOTP is checked first: a wrong one is refused before the CSR is even
+        parsed.  The CSR work (parse, key limits, signature, signing) runs in the CPU
+        pool, never on the event loop; the JOTP is consumed atomically afterwards.
+        """
+        digest = self.box.join_digest(req["host"], req["jotp"])
+        if not await self.store.run(self._join_pending, req["host"], digest):
+            raise self._join_refused(req["host"])
         if self._ca is None:
             self._ca = load_ca(self.cfg.dir)
         ca_key, ca_cert = self._ca
-        cert = sign_host_csr(ca_key, ca_cert, req["csr"], req["host"], self.cfg["host_cert_days"])
+        cert = await asyncio.get_running_loop().run_in_executor(
+            self._cpu, sign_host_csr, ca_key, ca_cert, req["csr"], req["host"], self.cfg["host_cert_days"])
         fp = cert_fingerprint(cert.public_bytes(Encoding.DER))
-        ok = await self.store.run(self._consume_join, req["host"], self.box.join_digest(req["host"], req["jotp"]), fp)
-        if not ok:
-            log.warning("join refused host=%s", req["host"])
-            raise BadRequest("join_refused", f"host '{req['host']}' may not join: unknown host, "
-                             "or the join password is wrong or used already", 403)
+        if not await self.store.run(self._consume_join, req["host"], digest, fp):
+            raise self._join_refused(req["host"])
         log.info("host joined host=%s", req["host"])
         return {"status": "ok", "host": req["host"], "realm": self.cfg["realm"], "site": self.cfg["site"],
                 "certificate": cert_pem(cert).decode(), "ca_certificate": cert_pem(ca_cert).decode()}

@@ -35,6 +35,14 @@ DEFAULTS = {
     "host_cert_days": 365,
     "argon2": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1},
     "log_level": "INFO",
+    # Connection limits (docs/server.md, "Limits"); 0 = derived from the open-file limit.
+    "max_connections": 0,
+    "max_unauthenticated": 0,
+    "max_unauthenticated_per_address": 64,
+    "tls_handshake_timeout": 10,
+    "head_timeout": 10,
+    "body_timeout": 10,
+    "idle_timeout": 60,
 }
 
 

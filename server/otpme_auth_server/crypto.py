@@ -16,7 +16,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -99,6 +100,10 @@ def make_server_cert(ca_key, ca_cert, cn: str, names, days: int = 825):
     return key, _issue(ca_key, ca_cert, key.public_key(), cn, days, True, names)
 
 
+CSR_EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+CSR_RSA_MIN_BITS, CSR_RSA_MAX_BITS = 2048, 4096
+
+
 def sign_host_csr(ca_key, ca_cert, csr_pem: str, host: str, days: int = 365):
     """Check a host's CSR and return its client certificate (CN = the host name).
 
@@ -109,13 +114,27 @@ def sign_host_csr(ca_key, ca_cert, csr_pem: str, host: str, days: int = 365):
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         raise BadRequest("bad_csr", "csr is not a PEM certificate signing request") from None
+    # Key limits before the (costly, for big RSA keys) signature check.
+    try:
+        pub = csr.public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise BadRequest("bad_csr", "csr key type not supported (use EC P-256/P-384/P-521 "
+                         "or RSA 2048-4096 bits)") from None
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        if pub.curve.name not in CSR_EC_CURVES:
+            raise BadRequest("bad_csr", f"csr EC curve {pub.curve.name[:32]} not supported "
+                             "(use P-256, P-384 or P-521)")
+    elif isinstance(pub, rsa.RSAPublicKey):
+        if not CSR_RSA_MIN_BITS <= pub.key_size <= CSR_RSA_MAX_BITS:
+            raise BadRequest("bad_csr", f"csr RSA key of {pub.key_size} bits; "
+                             f"use {CSR_RSA_MIN_BITS}-{CSR_RSA_MAX_BITS} bits (or EC)")
+        if pub.public_numbers().e != 65537:
+            raise BadRequest("bad_csr", "csr RSA public exponent must be 65537")
+    else:
+        raise BadRequest("bad_csr", "csr key type not supported (use EC P-256/P-384/P-521 "
+                         "or RSA 2048-4096 bits)")
     if not csr.is_signature_valid:
         raise BadRequest("bad_csr", "csr signature does not verify")
-    pub = csr.public_key()
-    if not isinstance(pub, ec.EllipticCurvePublicKey) and not hasattr(pub, "key_size"):
-        raise BadRequest("bad_csr", "csr key type not supported (use EC or RSA)")
-    if hasattr(pub, "key_size") and not isinstance(pub, ec.EllipticCurvePublicKey) and pub.key_size < 2048:
-        raise BadRequest("bad_csr", "csr RSA key shorter than 2048 bits")
     return _issue(ca_key, ca_cert, pub, host, days, False)
 
 
@@ -185,7 +204,7 @@ class SecretBox:
 
     def join_digest(self, host: str, jotp: str) -> str:
         """Keyed hash of a JOTP (random, 100+ bits, so a keyed SHA-256 suffices)."""
-        return hmac.new(self._mac_key, f"{host}\0{jotp}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._mac_key, f"{host}\0{jotp}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     def pin_input(self, token: str, pin: str) -> str:
         """A token PIN as stored: HMAC-SHA256 of (token, PIN) under a key from store.key.
@@ -194,7 +213,7 @@ class SecretBox:
         store.key, a copy of the database alone cannot test PINs at all, and a
         hash moved to another token does not verify.
         """
-        return hmac.new(self._pin_key, f"{token}\0{pin}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._pin_key, f"{token}\0{pin}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 class Passwords:
@@ -208,14 +227,21 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         """Return the argon2id PHC string of ``password``."""
-        return self._ph.hash(password)
+        return self._ph.hash(_credential_bytes(password))
 
     def verify(self, phc: str, password: str) -> bool:
         """True when ``password`` matches ``phc``; never raises for a mismatch."""
         try:
-            return self._ph.verify(phc, password)
+            return self._ph.verify(phc, _credential_bytes(password))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+
+def _credential_bytes(value: str) -> bytes:
+    """A credential as bytes: UTF-8, and a lone surrogate (JSON allows ``\\ud800``)
+    encoded as itself, so it is a wrong credential (counted), never a server error.
+    Valid text encodes exactly as plain UTF-8: stored hashes keep verifying."""
+    return value.encode("utf-8", "surrogatepass")
 
 
 def random_password(length: int = 16) -> str:

@@ -10,8 +10,10 @@ import gc
 import json
 import logging
 import os
+import resource
 import signal
 import ssl
+from collections import OrderedDict
 
 from . import PROTOCOL_VERSION
 from .auth import Engine
@@ -22,9 +24,13 @@ from .store import Store
 
 log = logging.getLogger("otpme_auth_server")
 
-IDLE_TIMEOUT = 60  # seconds a keep-alive connection may stay idle
+IDLE_TIMEOUT = 60  # seconds a keep-alive connection may stay idle (config idle_timeout)
+# File descriptors kept free of connections (store, pools, logs) and the most
+# connections one accept burst can take before they are counted (the listen backlog).
+FD_RESERVE = 64
+BACKLOG = 128
 _REASON = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
            431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
 
@@ -56,6 +62,36 @@ def _peer(writer):
     return (cn, der) if cn else None
 
 
+def connection_limits(cfg) -> dict:
+    """The connection limits of one server process (docs/server.md, "Limits").
+
+    ``max_connections`` 0 (the default) means: what the open-file limit allows
+    (soft RLIMIT_NOFILE less a reserve for the store and one accept burst).  Half of
+    it at most is held by peers without a client certificate (in the TLS handshake,
+    joining, or without one); the rest is always kept for joined hosts.
+    """
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = (soft if soft != resource.RLIM_INFINITY else 65536) - FD_RESERVE - BACKLOG
+    total = int(cfg["max_connections"]) or room
+    total = max(2, min(total, room))
+    unauth = int(cfg["max_unauthenticated"]) or total // 2
+    unauth = max(1, min(unauth, total - 1))
+    return {"total": total, "unauthenticated": unauth,
+            "per_address": max(1, min(int(cfg["max_unauthenticated_per_address"]), unauth))}
+
+
+class _Conn:
+    """One accepted connection, while it has no client certificate."""
+
+    __slots__ = ("addr", "transport", "task", "evicted")
+
+    def __init__(self, addr, transport, task):
+        self.evicted = False
+        self.addr = addr
+        self.transport = transport
+        self.task = task
+
+
 class Server:
     """One process's listener and its engine."""
 
@@ -65,6 +101,58 @@ class Server:
         self.box = SecretBox.from_dir(cfg.dir)
         self.engine = Engine(cfg, self.store, self.box, Passwords(cfg["argon2"]))
         self.max_body = cfg["max_body"]
+        self.limits = connection_limits(cfg)
+        self.handshake_timeout = float(cfg["tls_handshake_timeout"])
+        self.idle_timeout = float(cfg["idle_timeout"])
+        self.head_timeout = float(cfg["head_timeout"])
+        self.body_timeout = float(cfg["body_timeout"])
+        self.n_conns = 0               # every open connection
+        self.unauth = OrderedDict()    # connections without a client certificate, oldest first
+        self.unauth_by_addr = {}       # source address -> OrderedDict of its unauthenticated ones
+        self.evicted = 0
+
+    # -- connection accounting (docs/server.md, "Limits") ---------------------------------
+
+    def _admit(self, writer) -> _Conn | None:
+        """Count a new connection as unauthenticated; make room by closing the oldest
+        unauthenticated ones (of its address, then of all).  None: no room at all
+        (every connection belongs to a joined host); the caller closes it."""
+        peer = writer.get_extra_info("peername")
+        addr = peer[0] if isinstance(peer, tuple) and peer else "?"
+        conn = _Conn(addr, writer.transport, asyncio.current_task())
+        mine = self.unauth_by_addr.setdefault(addr, OrderedDict())
+        while len(mine) >= self.limits["per_address"]:
+            self._evict(next(iter(mine.values())))
+        while self.unauth and len(self.unauth) >= self.limits["unauthenticated"]:
+            self._evict(next(iter(self.unauth.values())))
+        while self.unauth and self.n_conns >= self.limits["total"]:
+            self._evict(next(iter(self.unauth.values())))
+        if self.n_conns >= self.limits["total"]:
+            return None
+        self.n_conns += 1
+        self.unauth[id(conn)] = conn
+        self.unauth_by_addr.setdefault(addr, OrderedDict())[id(conn)] = conn
+        return conn
+
+    def _authenticated(self, conn: _Conn) -> None:
+        """The peer showed a CA-signed client certificate: no longer evictable."""
+        self._forget(conn)
+
+    def _forget(self, conn: _Conn) -> None:
+        self.unauth.pop(id(conn), None)
+        mine = self.unauth_by_addr.get(conn.addr)
+        if mine is not None:
+            mine.pop(id(conn), None)
+            if not mine:
+                del self.unauth_by_addr[conn.addr]
+
+    def _evict(self, conn: _Conn) -> None:
+        self._forget(conn)
+        conn.evicted = True
+        self.evicted += 1
+        conn.transport.abort()
+        if conn.task is not None:
+            conn.task.cancel()
 
     def _response(self, status: int, body: dict, keep_alive: bool) -> bytes:
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -92,12 +180,41 @@ class Server:
         return 200, await self.engine.authenticate(peer, req)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        peer = _peer(writer)
+        conn = self._admit(writer)
+        if conn is None:
+            writer.transport.abort()
+            return
+        try:
+            try:
+                await writer.start_tls(self.ssl_ctx, ssl_handshake_timeout=self.handshake_timeout)
+            except (TimeoutError, ConnectionError, ssl.SSLError, OSError):
+                return
+            peer = _peer(writer)
+            if peer is not None:
+                self._authenticated(conn)
+            await self._requests(reader, writer, peer)
+        except asyncio.CancelledError:
+            if not conn.evicted:
+                raise  # not ours: the server is stopping
+        finally:
+            self._forget(conn)
+            self.n_conns -= 1
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    async def _read_head(self, reader, authenticated: bool) -> bytes:
+        """The next request head: within ``head_timeout`` for a peer without a client
+        certificate, within ``idle_timeout`` (keep-alive) for a joined host."""
+        async with asyncio.timeout(self.idle_timeout if authenticated else self.head_timeout):
+            return await reader.readuntil(b"\r\n\r\n")
+
+    async def _requests(self, reader, writer, peer):
         try:
             while True:
                 try:
-                    async with asyncio.timeout(IDLE_TIMEOUT):
-                        head = await reader.readuntil(b"\r\n\r\n")
+                    head = await self._read_head(reader, peer is not None)
                 except asyncio.LimitOverrunError:
                     writer.write(self._response(431, error_body("header_too_large", "request header too large"), False))
                     break
@@ -106,7 +223,17 @@ class Server:
                 except BadRequest as exc:
                     writer.write(self._response(exc.status, error_body(exc.code, str(exc)), False))
                     break
-                body = await reader.readexactly(req.length) if req.length else b""
+                if req.length:
+                    try:
+                        async with asyncio.timeout(self.body_timeout):
+                            body = await reader.readexactly(req.length)
+                    except TimeoutError:
+                        log.info("body timeout path=%s", req.path[:64])
+                        writer.write(self._response(408, error_body(
+                            "timeout", f"request body not received within {self.body_timeout:g} s"), False))
+                        break
+                else:
+                    body = b""
                 try:
                     status, answer = await self.dispatch(req.method, req.path, body, peer)
                 except BadRequest as exc:
@@ -125,23 +252,21 @@ class Server:
                     break
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, ssl.SSLError):
             pass
-        finally:
-            try:
-                writer.close()
-            except Exception:
-                pass
 
     async def serve(self, host: str, port: int, ready=None, reuse_port: bool = True):
         """Serve until cancelled; ``ready`` (an asyncio.Event) is set once listening.
 
         The schema must exist (``run`` creates it once, before starting workers).
         """
-        ctx = ssl_context(self.cfg.dir)
-        server = await asyncio.start_server(self.handle, host, port, ssl=ctx, limit=MAX_HEADER,
-                                            reuse_port=reuse_port, backlog=1024)
+        # TLS is started by handle(), after the connection is counted (limits above).
+        self.ssl_ctx = ssl_context(self.cfg.dir)
+        server = await asyncio.start_server(self.handle, host, port, limit=MAX_HEADER,
+                                            reuse_port=reuse_port, backlog=BACKLOG)
         self.port = server.sockets[0].getsockname()[1]
-        log.info("serving realm=%s on %s:%d (pid %d, store %s)", self.cfg["realm"], host, self.port,
-                 os.getpid(), self.store.dialect)
+        log.info("serving realm=%s on %s:%d (pid %d, store %s, connections %d, "
+                 "unauthenticated %d, per address %d)", self.cfg["realm"], host, self.port,
+                 os.getpid(), self.store.dialect, self.limits["total"],
+                 self.limits["unauthenticated"], self.limits["per_address"])
         if ready is not None:
             ready.set()
         try:
@@ -168,10 +293,6 @@ def run_process(cfg, host: str, port: int) -> None:
             await task
         except asyncio.CancelledError:
             pass
-    try:
-        # uvloop (optional) has a C TLS transport; asyncio's own is pure Python.
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
+    # asyncio's own loop: the connection limits start TLS on a counted connection
+    # (StreamWriter.start_tls), which uvloop 0.19-0.21 does not complete.
+    asyncio.run(main())

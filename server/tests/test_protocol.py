@@ -98,7 +98,8 @@ def test_bad_requests_change_nothing(realm_dir, server, tmp_path):
     check(*h1.raw("POST", "/v1/auth", b"[]"), "malformed_json", 400)
     check(*h1.raw("GET", "/v1/auth"), "method_not_allowed", 405)
     check(*h1.raw("POST", "/v2/auth", b"{}"), "not_found", 404)
-    check(*h1.post("/v1/join", {"host": "h9", "jotp": "WRONG", "csr": "junk"}), "bad_csr", 400)
+    # The JOTP is checked before the CSR is parsed: a wrong one is refused as such.
+    check(*h1.post("/v1/join", {"host": "h9", "jotp": "WRONG", "csr": "junk"}), "join_refused", 403)
     # Oversized body: refused from the header, before reading it.
     out = tls_raw(server.port, ca, b"POST /v1/auth HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 413") and b"body_too_large" in out
