@@ -96,3 +96,93 @@ def test_stalled_body_is_closed_after_body_timeout(tmp_path):
         assert out.startswith(b"HTTP/1.1 408") and b'"timeout"' in out, out
     finally:
         s.stop()
+
+
+# -- point 9/10: joins and bad input -------------------------------------------------------
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+from hypothesis import given, settings, HealthCheck, strategies as st  # noqa: E402
+
+from srvkit import Client  # noqa: E402
+
+
+def _csr(key):
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+
+
+def test_join_checks_jotp_first_and_limits_keys(realm_dir, server, tmp_path):
+    d = realm_dir
+    big = _csr(rsa.generate_private_key(65537, 4608))  # made before: the connection would idle out
+    jotp = shown_jotp(adm_ok(d, "host", "add", "h2"))
+    anon = Client(server.port, os.path.join(d, "ca.pem"))
+    # A wrong JOTP is refused without parsing the CSR (junk CSR: still join_refused).
+    for _ in range(40):
+        status, body = anon.post("/v1/join", {"host": "h2", "jotp": "WRONG", "csr": "junk"})
+        assert (status, body["error"]) == (403, "join_refused")
+    # An oversize RSA key is a clear 400, and the JOTP stays usable.
+    status, body = anon.post("/v1/join", {"host": "h2", "jotp": jotp, "csr": big})
+    assert (status, body["error"]) == (400, "bad_csr") and "4096" in body["message"]
+    status, body = anon.post("/v1/join", {"host": "h2", "jotp": jotp,
+                                          "csr": _csr(ec.generate_private_key(ec.SECP256K1()))})
+    assert (status, body["error"]) == (400, "bad_csr")
+    status, body = anon.post("/v1/join", {"host": "h2", "jotp": jotp, "csr": _csr(ec.generate_private_key(ec.SECP256R1()))})
+    assert status == 200, body
+    anon.close()
+
+
+def test_lone_surrogate_password_is_a_counted_failure(realm_dir, server, tmp_path):
+    d = realm_dir
+    adm_ok(d, "accessgroup", "max_fail", "LOGIN", "3")
+    adm_ok(d, "user", "add", "--no-login-token", "alice")
+    adm_ok(d, "token", "add", "--type", "password", "alice/pw", "-", stdin="right\n")
+    jotp = shown_jotp(adm_ok(d, "host", "add", "h1"))
+    adm_ok(d, "host", "add_token", "h1", "alice/pw")
+    h1 = join(server.port, d, "h1", jotp, str(tmp_path / "h1"))
+    bad = b'{"user": "alice", "password": "x\\ud800"}'
+    for _ in range(3):
+        status, body = h1.raw("POST", "/v1/auth", bad)
+        assert (status, body["reason"]) == (200, "wrong_credentials"), body
+    status, body = h1.auth("alice", "right")
+    assert (status, body["reason"]) == (200, "blocked"), body  # the 3 surrogate tries counted
+    # A join with a surrogate JOTP: a refusal, not a 500.
+    status, body = h1.raw("POST", "/v1/join", b'{"host": "h9", "jotp": "\\udc80", "csr": "x"}')
+    assert status == 403, body
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                 st.text(max_size=50), st.text(max_size=5000),
+                 st.sampled_from(["\ud800", "a\udfff", "\x00", "é" * 2000]),
+                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+FIELDS = {"/v1/preauth": ["user", "offline_used"], "/v1/auth": ["user", "password", "challenge_id", "response"],
+          "/v1/join": ["host", "jotp", "csr"], "/v1/ping": []}
+
+
+def test_fuzz_every_endpoint_never_5xx(realm_dir, server, tmp_path):
+    d = realm_dir
+    jotp = shown_jotp(adm_ok(d, "host", "add", "h1"))
+    h1 = join(server.port, d, "h1", jotp, str(tmp_path / "h1"))
+    anon = Client(server.port, os.path.join(d, "ca.pem"))
+
+    @settings(max_examples=150, suppress_health_check=list(HealthCheck), deadline=None)
+    @given(path=st.sampled_from(sorted(FIELDS)), who=st.booleans(), data=st.data(),
+           raw=st.one_of(st.none(), st.binary(max_size=200)),
+           ctype=st.sampled_from(["application/json", "text/plain", "", "\u00e9"]))
+    def one(path, who, data, raw, ctype):
+        names = FIELDS[path] + ["extra"]
+        obj = data.draw(st.dictionaries(st.sampled_from(names), JUNK, max_size=5))
+        body = raw if raw is not None else json.dumps(obj).encode()  # lone surrogates as \ud800
+        c = h1 if who else anon
+        headers = {"Content-Type": ctype.encode("latin-1").decode("latin-1")} if ctype else {}
+        try:
+            status, _ = c.raw("POST" if path != "/v1/ping" else "GET", path, body, headers)
+        except Exception:
+            c.close()
+            status, _ = c.raw("GET", "/v1/ping")
+        assert status < 500
+    one()
+    assert "internal error" not in server.logtext()
