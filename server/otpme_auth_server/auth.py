@@ -606,7 +606,21 @@ class Engine:
             d["challenge"] = secrets.token_hex(32)
         elif t == "ssh":
             d["public_key"] = tok["public_key"]
+        if t in ("password", "totp", "hotp"):
+            d["key_revision"] = self._key_revision(name, tok, toks)
         return d
+
+    def _key_revision(self, name, tok, toks) -> str:
+        """Changes when what keys the client's offline cache changes (docs/protocol.md)."""
+        parts = [name, tok["type"], tok.get("hash"), tok.get("pin_hash")]
+        otps = [(name, tok)] if tok["type"] in ("totp", "hotp") else []
+        second = tok.get("2f_token") if tok.get("2f_enabled") else None
+        if tok["type"] == "password" and second in toks:
+            otps.append((second, toks[second]))
+        for n, t in otps:
+            parts.append([n, t.get("pin_hash"), base64.b32encode(self._secret(n, t)).decode(),
+                          t.get("digits"), t.get("algorithm", "SHA1"), t.get("period")])
+        return self.box.offline_revision(parts)
 
     def _success(self, user, u, name, tok, toks, counters, consume, host, sid, expires, now) -> dict:
         pol = self.objs["policy"].get(host.get("password_policy") or "")

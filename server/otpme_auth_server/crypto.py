@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import hmac
 import ipaddress
+import json
 import os
 import secrets
 
@@ -182,6 +183,7 @@ class SecretBox:
         self._aead = AESGCM(key)
         self._mac_key = hashlib.sha256(b"otpme-auth jotp\0" + key).digest()
         self._pin_key = hashlib.sha256(b"otpme-auth pin\0" + key).digest()
+        self._revision_key = hashlib.sha256(b"otpme-auth offline key revision\0" + key).digest()
 
     @classmethod
     def from_dir(cls, directory: str) -> "SecretBox":
@@ -205,6 +207,16 @@ class SecretBox:
     def join_digest(self, host: str, jotp: str) -> str:
         """Keyed hash of a JOTP (random, 100+ bits, so a keyed SHA-256 suffices)."""
         return hmac.new(self._mac_key, f"{host}\0{jotp}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+    def offline_revision(self, parts: list) -> str:
+        """The ``key_revision`` of an offline entry: a keyed hash of what keys the client's
+        cache (the password hash, the PIN hash, the OTP secret and digits).
+
+        It changes exactly when one of them does; keyed from store.key, it tells
+        nobody anything about them (docs/offline.md, "An online login derives no key").
+        """
+        data = json.dumps(parts, separators=(",", ":"), sort_keys=True).encode()
+        return hmac.new(self._revision_key, data, hashlib.sha256).hexdigest()
 
     def pin_input(self, token: str, pin: str) -> str:
         """A token PIN as stored: HMAC-SHA256 of (token, PIN) under a key from store.key.

@@ -296,7 +296,7 @@ def _code_checker(cache, used):
         otp["last_counter"] = counter
         if isinstance(otp.get("token"), str):
             used.append((otp["token"], counter))
-        return json.dumps(data, separators=(",", ":")).encode()
+        return json.dumps(data, separators=(",", ":")).encode(), counter
     return change
 
 
@@ -393,10 +393,15 @@ def _store(ctx, options, cache, answer, entry, typed):
             return
     params = choose_params(options.offline_key_func, check, score)
     entry = json.loads(json.dumps(entry))   # our own copy
+    revision = key_revision(entry)
+    counter = -1
     if otp is not None:
         otp = _otp_part(entry)
-        otp["last_counter"] = max(int(otp.get("last_counter", -1)),
-                                  _cached_counter(ctx, cache, token, typed))
+        # Codes used offline advance only the cached counter; the server may be behind it.
+        cached = cache.known_counter(ctx.user, token, revision) if revision is not None \
+            else _cached_counter(ctx, cache, token, typed)
+        counter = max(int(otp.get("last_counter", -1)), cached)
+        otp["last_counter"] = counter
     kept = dict(answer)
     kept.pop("offline", None)
     session = answer.get("session")
@@ -414,15 +419,24 @@ def _store(ctx, options, cache, answer, entry, typed):
     unused = entry.get("unused_expiry")
     if not isinstance(expiry, (int, float)) or not isinstance(unused, (int, float)):
         raise ValueError("the server sent no expiry for it")
-    cache.store(ctx.user, token, typed, payload, int(unused), int(expiry), params,
-                otp_digits=digits, public=public)
-    ctx.log.debug("offline cache of %s token %s written (%r)" % (ctx.user, token, params), NAME)
+    derived = cache.store(ctx.user, token, typed, payload, int(unused), int(expiry), params,
+                          otp_digits=digits, public=public, counter=counter, revision=revision)
+    ctx.log.debug("offline cache of %s token %s %s (%r)" % (
+        ctx.user, token, "written with a new key" if derived else "resealed", params), NAME)
+
+
+def key_revision(entry):
+    """The server's key revision of an offline entry (bytes), or None if it sent none."""
+    revision = entry.get("key_revision")
+    if isinstance(revision, str) and 0 < len(revision) <= 128 and revision.isascii():
+        return revision.encode("ascii")
+    return None
+
 
 
 def _cached_counter(ctx, cache, token, typed):
-    """The ``last_counter`` of the token's current cache, or -1 (costs one key derivation).
-
-    Codes used offline advance only the cached counter; the server may be behind it.
+    """The ``last_counter`` of the token's current cache, or -1, for a server that sends no
+    ``key_revision`` (costs one key derivation; with a revision, ``known_counter`` is free).
     """
     import json
     try:

@@ -69,7 +69,7 @@ from .keyfunc import (MAX_ITERATIONS, MAX_MEM_KIB, MAX_THREADS, MIN_MEM_KIB, SAL
 
 DEFAULT_ROOT = "/var/cache/otpme-auth/offline"
 MAGIC = b"OTPMEOFC"
-VERSION = 1
+VERSION = 2
 KDF_IDS = {1: "Argon2_i"}
 AEAD_AES256GCM = 1
 NONCE_LEN = 12
@@ -77,9 +77,22 @@ TAG_LEN = 16
 MAX_PAYLOAD = 256 * 1024
 MAX_PUBLIC = 4096
 MAX_NAME = 200
-_FIXED = struct.Struct(">8sBBIIB16sB12sQQQIBH")
-HEADER_LEN = _FIXED.size   # 79
-_AD_LABEL = b"otpme-auth offline cache v1\0"
+_FIXED_V1 = struct.Struct(">8sBBIIB16sB12sQQQIBH")
+V1_HEADER_LEN = _FIXED_V1.size   # 79
+# Version 2: key head (parameters, salt, digits, public length), public part,
+# key tail (cache public key, wrap nonce, wrapped private key), state, MAC, seal.
+_KEYHEAD = struct.Struct(">8sBBIIB16sBH")          # 38
+_KEYTAIL = struct.Struct(">32s12s48s")             # 92
+_STATE = struct.Struct(">QQQIq")                   # 36
+MAC_LEN = 32
+_SEAL = struct.Struct(">32s12s")                   # 44
+HEADER_LEN = _KEYHEAD.size + _KEYTAIL.size + _STATE.size + MAC_LEN + _SEAL.size   # 242
+MAX_REVISION = 255
+_AD_LABEL = b"otpme-auth offline cache v1\0"      # the payload's AD label (both versions)
+_WRAP_LABEL = b"otpme-auth offline cache v2 key wrap\0"
+_SEAL_LABEL = b"otpme-auth offline cache v2 seal\0"
+_MAC_LABEL = b"otpme-auth offline cache v2 state\0"
+_HKDF_SALT = b"otpme-auth offline cache v2"
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 _TOKEN_PREFIX = "token."
 
@@ -174,13 +187,22 @@ def decode_name(text):
 
 class Header:
     """The parsed header of a cache file.  Not trusted until :meth:`OfflineCache.unlock`
-    authenticated it (``authenticated`` says which)."""
+    authenticated it (``authenticated`` says which).
+
+    Version 2 (written) adds the cache's key pair and the non-secret state
+    that an online login rewrites without the password; version 1 is read
+    only (an old cache is migrated at its next unlock or replaced at the
+    next online login).
+    """
 
     __slots__ = ("version", "params", "salt", "aead", "nonce", "created", "last_used",
-                 "expires", "unused_expiry", "otp_digits", "public", "authenticated")
+                 "expires", "unused_expiry", "otp_digits", "public", "authenticated",
+                 "cache_public", "wrap_nonce", "wrapped", "counter", "mac", "ephemeral")
 
     def __init__(self, params, salt, nonce, created, last_used, expires, unused_expiry,
-                 otp_digits=0, public=b"", aead=AEAD_AES256GCM, version=VERSION):
+                 otp_digits=0, public=b"", aead=AEAD_AES256GCM, version=VERSION,
+                 cache_public=b"", wrap_nonce=b"", wrapped=b"", counter=-1, mac=b"",
+                 ephemeral=b""):
         self.version = version
         self.params = params
         self.salt = salt
@@ -193,13 +215,39 @@ class Header:
         self.otp_digits = otp_digits
         self.public = public
         self.authenticated = False
+        self.cache_public = cache_public   # X25519 public key of this cache (v2)
+        self.wrap_nonce = wrap_nonce       # nonce of the wrapped private key (v2)
+        self.wrapped = wrapped             # AES-256-GCM(password key, private key) (v2)
+        self.counter = counter             # last one-time-code counter, -1 none (v2)
+        self.mac = mac                     # state MAC under the server's key revision (v2)
+        self.ephemeral = ephemeral         # ephemeral X25519 public key of the seal (v2)
+
+    def _kdf_id(self):
+        return {v: k for k, v in KDF_IDS.items()}[self.params.name]
 
     def pack(self):
-        kdf_id = {v: k for k, v in KDF_IDS.items()}[self.params.name]
-        return _FIXED.pack(MAGIC, self.version, kdf_id, self.params.iterations,
-                           self.params.memory_kib, self.params.threads, self.salt, self.aead,
-                           self.nonce, self.created, self.last_used, self.expires,
-                           self.unused_expiry, self.otp_digits, len(self.public)) + self.public
+        """The bytes before the ciphertext (all of them are the AEAD's associated data)."""
+        if self.version == 1:
+            return _FIXED_V1.pack(MAGIC, self.version, self._kdf_id(), self.params.iterations,
+                                  self.params.memory_kib, self.params.threads, self.salt,
+                                  self.aead, self.nonce, self.created, self.last_used,
+                                  self.expires, self.unused_expiry, self.otp_digits,
+                                  len(self.public)) + self.public
+        return (self.pack_key_block() + self.pack_state() + self.mac
+                + _SEAL.pack(self.ephemeral, self.nonce))
+
+    def pack_key_head(self):
+        """Parameters, salt, digits, public part and the cache's public key (v2)."""
+        return _KEYHEAD.pack(MAGIC, self.version, self._kdf_id(), self.params.iterations,
+                             self.params.memory_kib, self.params.threads, self.salt,
+                             self.otp_digits, len(self.public)) + self.public + self.cache_public
+
+    def pack_key_block(self):
+        return self.pack_key_head() + self.wrap_nonce + self.wrapped
+
+    def pack_state(self):
+        return _STATE.pack(self.created, self.last_used, self.expires, self.unused_expiry,
+                           self.counter)
 
     def unused_until(self):
         return self.last_used + self.unused_expiry
@@ -211,29 +259,9 @@ class Header:
                                       "" if self.authenticated else " (not authenticated)"))
 
 
-def parse(data, where="cache file"):
-    """Split ``data`` into (Header, header bytes, ciphertext).
-
-    Raises :class:`CacheCorrupt` (or :class:`UnknownVersion`) only; the
-    header is *not* authenticated by this.
-    """
-    if not isinstance(data, (bytes, bytearray)):
-        raise CacheCorrupt("%s: not bytes" % where)
-    if len(data) < 9:
-        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
-    if data[:8] != MAGIC:
-        raise CacheCorrupt("%s is not an offline cache file (bad magic)" % where)
-    if data[8] != VERSION:
-        raise UnknownVersion("%s has format version %d; this version reads %d"
-                             % (where, data[8], VERSION))
-    if len(data) < HEADER_LEN:
-        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
-    (_, version, kdf_id, iterations, memory, threads, salt, aead, nonce, created, last_used,
-     expires, unused_expiry, digits, public_len) = _FIXED.unpack_from(data)
+def _check_params(where, kdf_id, iterations, memory, threads, digits, public_len):
     if kdf_id not in KDF_IDS:
         raise CacheCorrupt("%s: unknown key function id %d" % (where, kdf_id))
-    if aead != AEAD_AES256GCM:
-        raise CacheCorrupt("%s: unknown cipher id %d" % (where, aead))
     if not (1 <= iterations <= MAX_ITERATIONS and 1 <= threads <= MAX_THREADS
             and max(MIN_MEM_KIB, 8 * threads) <= memory <= MAX_MEM_KIB):
         raise CacheCorrupt("%s: key function parameters out of range (t=%d m=%d p=%d)"
@@ -242,14 +270,72 @@ def parse(data, where="cache file"):
         raise CacheCorrupt("%s: %d code digits is out of range 0-10" % (where, digits))
     if public_len > MAX_PUBLIC:
         raise CacheCorrupt("%s: public part of %d bytes is too long" % (where, public_len))
+    return KdfParams(KDF_IDS[kdf_id], iterations, memory, threads)
+
+
+def parse(data, where="cache file"):
+    """Split ``data`` into (Header, header bytes, ciphertext).
+
+    Raises :class:`CacheCorrupt` (or :class:`UnknownVersion`) only; the
+    header is *not* authenticated by this.  Reads format 2 and the old 1.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise CacheCorrupt("%s: not bytes" % where)
+    data = bytes(data)
+    if len(data) < 9:
+        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
+    if data[:8] != MAGIC:
+        raise CacheCorrupt("%s is not an offline cache file (bad magic)" % where)
+    if data[8] == 1:
+        return _parse_v1(data, where)
+    if data[8] != VERSION:
+        raise UnknownVersion("%s has format version %d; this version reads 1 and %d"
+                             % (where, data[8], VERSION))
+    if len(data) < HEADER_LEN:
+        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
+    (_, version, kdf_id, iterations, memory, threads, salt, digits,
+     public_len) = _KEYHEAD.unpack_from(data)
+    params = _check_params(where, kdf_id, iterations, memory, threads, digits, public_len)
     end = HEADER_LEN + public_len
+    if len(data) < end + TAG_LEN + 1:
+        raise CacheCorrupt("%s is truncated (%d bytes, at least %d expected)"
+                           % (where, len(data), end + TAG_LEN + 1))
+    at = _KEYHEAD.size + public_len
+    public = data[_KEYHEAD.size:at]
+    cache_public, wrap_nonce, wrapped = _KEYTAIL.unpack_from(data, at)
+    at += _KEYTAIL.size
+    created, last_used, expires, unused_expiry, counter = _STATE.unpack_from(data, at)
+    at += _STATE.size
+    mac = data[at:at + MAC_LEN]
+    at += MAC_LEN
+    ephemeral, nonce = _SEAL.unpack_from(data, at)
+    header = Header(params, salt, nonce, created, last_used, expires, unused_expiry, digits,
+                    public, AEAD_AES256GCM, version, cache_public, wrap_nonce, wrapped,
+                    counter, mac, ephemeral)
+    return header, data[:end], data[end:]
+
+
+def _parse_v1(data, where):
+    if len(data) < V1_HEADER_LEN:
+        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)"
+                           % (where, len(data), V1_HEADER_LEN))
+    (_, version, kdf_id, iterations, memory, threads, salt, aead, nonce, created, last_used,
+     expires, unused_expiry, digits, public_len) = _FIXED_V1.unpack_from(data)
+    if aead != AEAD_AES256GCM:
+        raise CacheCorrupt("%s: unknown cipher id %d" % (where, aead))
+    params = _check_params(where, kdf_id, iterations, memory, threads, digits, public_len)
+    end = V1_HEADER_LEN + public_len
     if len(data) < end + TAG_LEN:
         raise CacheCorrupt("%s is truncated (%d bytes, at least %d expected)"
                            % (where, len(data), end + TAG_LEN))
-    params = KdfParams(KDF_IDS[kdf_id], iterations, memory, threads)
     header = Header(params, bytes(salt), bytes(nonce), created, last_used, expires,
-                    unused_expiry, digits, bytes(data[HEADER_LEN:end]), aead, version)
+                    unused_expiry, digits, bytes(data[V1_HEADER_LEN:end]), aead, version)
     return header, bytes(data[:end]), bytes(data[end:])
+
+
+def _lp(*parts):
+    """Length-prefixed concatenation (unambiguous associated data)."""
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
 
 
 def _ad(header_bytes, user, token):
@@ -258,20 +344,137 @@ def _ad(header_bytes, user, token):
                      struct.pack(">H", len(u)), u, struct.pack(">H", len(t)), t))
 
 
-def _seal(key, header, user, token, payload):
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # lazy
-    header_bytes = header.pack()
-    return header_bytes + AESGCM(key).encrypt(header.nonce, bytes(payload),
-                                              _ad(header_bytes, user, token))
-
-
 def _open(key, header_bytes, ciphertext, nonce, user, token):
+    """Version 1: AES-256-GCM directly under the password key."""
     from cryptography.exceptions import InvalidTag  # lazy
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     try:
         return AESGCM(key).decrypt(nonce, ciphertext, _ad(header_bytes, user, token))
     except InvalidTag:
         return None
+
+
+# -- version 2: the payload sealed to the cache's X25519 key ------------------
+
+def _hkdf(secret, info):
+    """HKDF-SHA256 (RFC 5869) for one 32-byte block, from the standard library."""
+    import hashlib
+    import hmac
+    prk = hmac.new(_HKDF_SALT, secret, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def _names(user, token):
+    return _lp(user.encode("utf-8"), token.encode("utf-8"))
+
+
+def _wrap_ad(header, user, token):
+    return _WRAP_LABEL + _lp(header.pack_key_head()) + _names(user, token)
+
+
+def new_key_pair():
+    """A fresh X25519 private key and its 32-byte public key."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # lazy
+    private = X25519PrivateKey.generate()
+    return private, _raw_public(private)
+
+
+def _raw_public(private):
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def wrap_private_key(key, private, header, user, token):
+    """Put ``private`` into ``header``, encrypted under the password-derived ``key``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # lazy
+    from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption,
+                                                              PrivateFormat)
+    raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    header.cache_public = _raw_public(private)
+    header.wrap_nonce = os.urandom(NONCE_LEN)
+    header.wrapped = AESGCM(key).encrypt(header.wrap_nonce, raw, _wrap_ad(header, user, token))
+
+
+def unwrap_private_key(key, header, user, token):
+    """The cache's private key, or None if ``key`` is wrong or the key block was altered."""
+    from cryptography.exceptions import InvalidTag  # lazy
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    try:
+        raw = AESGCM(key).decrypt(header.wrap_nonce, header.wrapped,
+                                  _wrap_ad(header, user, token))
+    except InvalidTag:
+        return None
+    private = X25519PrivateKey.from_private_bytes(raw)
+    if _raw_public(private) != header.cache_public:
+        return None   # cannot happen with an intact tag; refuse rather than trust
+    return private
+
+
+def revision_mac(revision, header, user, token):
+    """The state MAC: key block and state under a key from the server's key revision.
+
+    The revision is an unguessable value the server sends with each login
+    (it changes when the password, PIN or OTP secret changes) and that the
+    host keeps only inside the sealed payload, so the disk alone cannot
+    compute this MAC.  No revision: 32 zero bytes, which never matches.
+    """
+    import hashlib
+    import hmac
+    if not revision:
+        return bytes(MAC_LEN)
+    key = _hkdf(revision, _MAC_LABEL)
+    return hmac.new(key, _MAC_LABEL + _lp(header.pack_key_block(), header.pack_state())
+                    + _names(user, token), hashlib.sha256).digest()
+
+
+def revision_matches(revision, header, user, token):
+    """True if ``header`` (v2) was written under ``revision`` and not altered since."""
+    import hmac
+    if not revision or header.version != VERSION or header.mac == bytes(MAC_LEN):
+        return False
+    return hmac.compare_digest(header.mac, revision_mac(revision, header, user, token))
+
+
+def seal_payload(header, user, token, revision, payload):
+    """The whole v2 file: ``payload`` sealed to the header's public key (no password needed).
+
+    Sets the header's ephemeral key, nonce and state MAC.  The associated data
+    is every byte before the ciphertext and the names, as in version 1.
+    """
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey  # lazy
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    revision = bytes(revision or b"")
+    if len(revision) > MAX_REVISION:
+        raise CacheRefused("the server's key revision is longer than %d bytes" % MAX_REVISION)
+    ephemeral, header.ephemeral = new_key_pair()
+    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(header.cache_public))
+    key = _hkdf(shared, _SEAL_LABEL + header.ephemeral + header.cache_public)
+    header.nonce = os.urandom(NONCE_LEN)
+    header.mac = revision_mac(revision, header, user, token)
+    header_bytes = header.pack()
+    plain = bytes((len(revision),)) + revision + bytes(payload)
+    return header_bytes + AESGCM(key).encrypt(header.nonce, plain, _ad(header_bytes, user, token))
+
+
+def open_payload(private, header, header_bytes, ciphertext, user, token):
+    """(revision, payload) of a v2 file, or None if anything was altered."""
+    from cryptography.exceptions import InvalidTag  # lazy
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    try:
+        shared = private.exchange(X25519PublicKey.from_public_bytes(header.ephemeral))
+    except ValueError:
+        return None   # a low-order point: only an altered file has one
+    key = _hkdf(shared, _SEAL_LABEL + header.ephemeral + header.cache_public)
+    try:
+        plain = AESGCM(key).decrypt(header.nonce, ciphertext, _ad(header_bytes, user, token))
+    except InvalidTag:
+        return None
+    n = plain[0]
+    if len(plain) < 1 + n:
+        return None
+    return plain[1:1 + n], plain[1 + n:]
 
 
 def _secret_bytes(secret):
@@ -424,8 +627,8 @@ class OfflineCache:
     # -- store ------------------------------------------------------------
 
     def store(self, user, token, secret, payload, expires_unused, expires_absolute, params,
-              otp_digits=0, public=b"", now=None):
-        """Write (or replace) the cache of ``user``'s ``token``: a new salt, a new key.
+              otp_digits=0, public=b"", now=None, counter=-1, revision=None):
+        """Write (or refresh) the cache of ``user``'s ``token`` after an online login.
 
         :param secret: what the user typed (Secret, text or bytes); with
             ``otp_digits`` its last characters are the code and are not used.
@@ -434,6 +637,17 @@ class OfflineCache:
         :param expires_absolute: Unix time after which it is void.
         :param params: :class:`~.keyfunc.KdfParams`.
         :param public: bytes readable before unlocking (an HMAC challenge).
+        :param counter: the one-time-code counter the payload holds (-1: none);
+            kept in the non-secret state, where :meth:`known_counter` reads it.
+        :param revision: the server's key revision of the token (bytes), which
+            changes whenever the password, PIN or OTP secret changes.  When the
+            current cache was written under the same revision (its state MAC
+            verifies), with the same parameters, digits and public part, the
+            payload is only resealed to the cache's public key: **no key
+            derivation**.  Otherwise (no revision, a new password or secret,
+            another parameter, an old-format, damaged or altered file) a new
+            key pair, salt and password key replace it: one derivation.
+        :returns: True if a key was derived, False if the cache was resealed.
         Also resets the user's failed-attempt count (an online login just proved
         the secret).
         """
@@ -452,17 +666,62 @@ class OfflineCache:
             raise CacheRefused("otp_digits must be 0-10")
         if not isinstance(params, KdfParams):
             raise CacheRefused("params must be KdfParams")
+        if revision is not None and (not isinstance(revision, (bytes, bytearray))
+                                     or len(revision) > MAX_REVISION):
+            raise CacheRefused("the key revision must be bytes of at most %d" % MAX_REVISION)
+        counter = max(-1, min(int(counter), 2 ** 62))
         udir = self._user_dir(user, create=True)
         self._check_pin(udir, user, token)
-        salt = os.urandom(SALT_LEN)
-        key = derive_key(key_material, salt, params)
-        header = Header(params, salt, os.urandom(NONCE_LEN), now, now,
-                        max(0, min(int(expires_absolute), 2 ** 63)),
-                        max(0, min(int(expires_unused), 2 ** 32 - 1)), otp_digits, bytes(public))
-        blob = _seal(key, header, user, token, payload)
         with self._lock(self._token_path(udir, token)) as state:
-            state.replace(blob)
+            header = self._same_key(state.data, user, token, revision, params, otp_digits,
+                                    bytes(public))
+            derived = header is None
+            if derived:
+                header = Header(params, os.urandom(SALT_LEN), b"", now, now, 0, 0, otp_digits,
+                                bytes(public))
+                key = derive_key(key_material, header.salt, params)
+                private, _ = new_key_pair()
+                wrap_private_key(key, private, header, user, token)
+            header.last_used = max(now, header.last_used)
+            header.expires = max(0, min(int(expires_absolute), 2 ** 63))
+            header.unused_expiry = max(0, min(int(expires_unused), 2 ** 32 - 1))
+            header.counter = counter
+            state.replace(seal_payload(header, user, token, revision, payload))
         self._reset_failures(udir)
+        return derived
+
+    def _same_key(self, data, user, token, revision, params, otp_digits, public):
+        """The current v2 header if an online login may reseal it without deriving, else None."""
+        if data is None or not revision:
+            return None
+        try:
+            header = parse(data)[0]
+        except CacheCorrupt:
+            return None
+        if (header.version != VERSION or header.params != params
+                or header.otp_digits != otp_digits or header.public != public):
+            return None
+        return header if revision_matches(revision, header, user, token) else None
+
+    def known_counter(self, user, token, revision):
+        """The one-time-code counter of ``token``'s cache, without the password; -1 if unknown.
+
+        Only a state written under ``revision`` (the server's key revision:
+        the MAC verifies) counts; anything else (no cache, an old format, a
+        new password or secret, a damaged or altered file) is -1.
+        """
+        try:
+            udir = self._user_dir(user, create=False)
+            if udir is None or not revision:
+                return -1
+            data = read_state(self._token_path(udir, token), owner=self.owner,
+                              allowed_mode=0o600)
+            if data is None:
+                return -1
+            header = parse(data)[0]
+        except (CacheError, StateFileError, ValueError):
+            return -1
+        return header.counter if revision_matches(revision, header, user, token) else -1
 
     # -- unlock -----------------------------------------------------------
 
@@ -470,15 +729,17 @@ class OfflineCache:
         """Open ``user``'s ``token`` cache with what the user typed.
 
         Under the file's lock (concurrent logins of one token take turns):
-        throttle check, key derivation with the header's parameters,
-        authenticated decryption, expiry check, ``change``, and a rewrite
-        that refreshes the unused expiry.
+        throttle check, key derivation with the header's parameters, the
+        private key unwrapped, the payload opened (both authenticated), expiry
+        check, ``change``, and a reseal that refreshes the unused expiry.
+        An old (version 1) cache is rewritten as version 2 with the key just
+        derived (no second derivation).
 
-        :param change: optional ``change(payload, code) -> new payload or
-            None``, called under the lock (check and record a one-time code
-            here: concurrent logins with the same code see each other's
-            change).  An exception from it propagates, nothing is written,
-            and the attempt stays counted as failed.
+        :param change: optional ``change(payload, code) -> new payload, (new
+            payload, counter) or None``, called under the lock (check and
+            record a one-time code here: concurrent logins with the same code
+            see each other's change).  An exception from it propagates,
+            nothing is written, and the attempt stays counted as failed.
         :param params: the :class:`KdfParams` the PAM line wants now; when they
             differ from the file's, it is re-encrypted with them and a new salt.
         :returns: :class:`Unlocked`.
@@ -498,11 +759,20 @@ class OfflineCache:
             failures = self._count_attempt(udir, user, now)
             key_material, code = split_typed(secret, header.otp_digits)
             key = derive_key(key_material, header.salt, header.params) if key_material else None
-            payload = _open(key, header_bytes, ciphertext, header.nonce, user, token) \
-                if key is not None else None
-            if payload is None:
+            opened, private, revision = None, None, b""
+            if key is not None and header.version == 1:
+                opened = _open(key, header_bytes, ciphertext, header.nonce, user, token)
+            elif key is not None:
+                private = unwrap_private_key(key, header, user, token)
+                if private is not None:
+                    opened = open_payload(private, header, header_bytes, ciphertext, user,
+                                          token)
+                    if opened is not None:
+                        revision, opened = opened
+            if opened is None:
                 raise DecryptFailed("%s: wrong secret, or the file was altered (authentication "
                                     "failed); failed attempt %d" % (where, failures))
+            payload = opened
             header.authenticated = True
             expired = None
             if now >= header.expires:
@@ -519,18 +789,28 @@ class OfflineCache:
                 code = Secret(code, "plugin")
             if change is not None:
                 new = change(payload, code)
+                if isinstance(new, tuple):
+                    new, counter = new
+                    header.counter = max(header.counter, max(-1, min(int(counter), 2 ** 62)))
                 if new is not None:
                     if not isinstance(new, (bytes, bytearray)) or len(new) > MAX_PAYLOAD:
                         raise CacheRefused("%s: change() must return bytes of at most %d"
                                            % (where, MAX_PAYLOAD))
                     payload = bytes(new)
+            if header.version == 1:
+                header.version = VERSION   # migrate: same salt and key, a new key pair
+                private = None
             if params is not None and params != header.params:
                 header.params = params
                 header.salt = os.urandom(SALT_LEN)
                 key = derive_key(key_material, header.salt, params)
+                if private is not None:
+                    wrap_private_key(key, private, header, user, token)   # same key pair
+            if private is None:
+                private, _ = new_key_pair()
+                wrap_private_key(key, private, header, user, token)
             header.last_used = max(now, header.last_used)
-            header.nonce = os.urandom(NONCE_LEN)
-            state.replace(_seal(key, header, user, token, payload))
+            state.replace(seal_payload(header, user, token, revision, payload))
             self._reset_failures(udir)
             return Unlocked(payload, header, code)
 

@@ -28,7 +28,7 @@ class Clock:
 
 def store(cache, user="alice", token="alice/pass", secret="correct horse", payload=b'{"n": 0}',
           unused=7 * DAY, absolute=NOW + 30 * DAY, params=TINY, **kw):
-    cache.store(user, token, secret, payload, unused, absolute, params, **kw)
+    return cache.store(user, token, secret, payload, unused, absolute, params, **kw)
 
 
 @pytest.fixture
@@ -64,14 +64,18 @@ def totp_code(now, secret=SECRET_B32, period=30):
 
 
 def fake_answer(user="alice", token=None, second_factor=False, last_counter=-1, keep=False,
-                expiry=None, unused=7 * DAY, session_id="s1", policy=None):
-    """A server's ok answer shaped as docs/protocol.md says (offline enabled)."""
+                expiry=None, unused=7 * DAY, session_id="s1", policy=None, revision="rev-1"):
+    """A server's ok answer shaped as docs/protocol.md says (offline enabled).
+
+    ``revision``: the entry's ``key_revision`` (None: a server that sends none)."""
     import time
     token = token or "%s/pass" % user
     now = time.time()
     entry = {"token": token, "type": "password", "session_keep": keep, "verify": "password",
              "expiry": expiry if expiry is not None else now + 30 * DAY, "unused_expiry": unused,
              "second_factor": None}
+    if revision is not None:
+        entry["key_revision"] = revision
     if second_factor:
         entry["second_factor"] = {"token": "%s/totp" % user, "type": "totp", "secret": SECRET_B32,
                                   "digits": 6, "algorithm": "SHA1", "period": 30,

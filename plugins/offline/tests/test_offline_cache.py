@@ -114,7 +114,7 @@ def test_every_single_byte_flip_is_detected(cache, root):
     store(cache, payload=b"payload!", public=b"pub", otp_digits=0)
     path = token_file(root)
     original = open(path, "rb").read()
-    assert len(original) == HEADER_LEN + 3 + 8 + 16
+    assert len(original) == HEADER_LEN + 3 + 1 + 8 + 16   # + the revision length byte
     kinds = set()
     for pos in range(len(original)):
         for mask in (0x01, 0x80):
@@ -454,7 +454,8 @@ def test_parse_returns_the_header_fields(cache, root):
     header, header_bytes, ciphertext = parse(open(token_file(root), "rb").read())
     assert (header.created, header.last_used, header.expires, header.unused_expiry,
             header.otp_digits) == (NOW, NOW, NOW + 5, 6, 6)
-    assert len(header_bytes) == HEADER_LEN and len(ciphertext) == len(b'{"n": 0}') + 16
+    # the sealed text is one length byte, the server's key revision (none here), the payload
+    assert len(header_bytes) == HEADER_LEN and len(ciphertext) == 1 + len(b'{"n": 0}') + 16
 
 
 def test_seed_default_parameters(cache):

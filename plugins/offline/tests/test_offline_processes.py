@@ -113,7 +113,7 @@ def test_killed_writers_leave_old_or_new_never_broken(root):
     for trial in range(200):
         writer = FORK.Process(target=_write_forever, args=(root,))
         writer.start()
-        time.sleep(rng.uniform(0, 0.01))
+        time.sleep(rng.uniform(0, 0.02))
         os.kill(writer.pid, signal.SIGKILL)
         writer.join()
         data = json.loads(_cache(root).unlock("alice", "alice/pass", PW).payload)
@@ -124,3 +124,34 @@ def test_killed_writers_leave_old_or_new_never_broken(root):
     assert _cache(root).unlock("alice", "alice/pass", PW).payload == b"after"
     leftovers = [n for n in os.listdir(os.path.join(root, "alice")) if n.endswith(".tmp")]
     assert len(leftovers) <= 2      # at most a killed writer's temp file per state file
+
+
+def _reseal_forever(root):
+    cache = _cache(root)
+    n = 0
+    while True:
+        n += 1
+        # The online path without a derivation (same key revision), and an offline unlock.
+        assert store(cache, payload=json.dumps({"n": n, "pad": "x" * 4000}).encode(),
+                     revision=b"rev-1", counter=n) is False
+        cache.unlock("alice", "alice/pass", PW)
+
+
+def test_killed_resealing_writers_leave_old_or_new_never_broken(root):
+    assert store(_cache(root), payload=json.dumps({"n": 0, "pad": "x" * 4000}).encode(),
+                 revision=b"rev-1") is True
+    rng = random.Random(7)
+    seen = set()
+    for trial in range(200):
+        writer = FORK.Process(target=_reseal_forever, args=(root,))
+        writer.start()
+        time.sleep(rng.uniform(0, 0.02))
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join()
+        cache = _cache(root)
+        data = json.loads(cache.unlock("alice", "alice/pass", PW).payload)
+        assert data["pad"] == "x" * 4000, "trial %d" % trial
+        # the state the online path reads without the password is the one sealed with it
+        assert cache.known_counter("alice", "alice/pass", b"rev-1") == (data["n"] or -1)
+        seen.add(data["n"])
+    assert len(seen) > 1
