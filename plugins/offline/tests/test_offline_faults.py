@@ -270,3 +270,33 @@ def test_concurrent_online_logins_recache_cleanly(pam_harness, system_user, real
     assert left - {"failures"} == {os.path.basename(site.token_file())}   # no temp file left
     realm.stop()
     assert site.run(PW).ok
+
+
+def _key_block(site):
+    from otpme_auth_offline.cache import parse
+    header = parse(open(site.token_file(), "rb").read())[0]
+    return header.version, header.salt, header.cache_public, header.wrapped
+
+
+def test_online_relogin_derives_no_key_until_the_password_changes(pam_harness, system_user,
+                                                                   realm):
+    """Issue 11 through real libpam and the real server: a second online login reseals the
+    cache (its key block stays byte for byte: no new salt, so no derivation); a password
+    changed on the server makes the next online login derive a new key."""
+    site = Site(realm, pam_harness, system_user)
+    assert site.run(PW).ok
+    first = _key_block(site)
+    assert first[0] == 2
+    for _ in range(2):
+        result = site.run(PW)
+        assert result.ok, result.log
+        assert _key_block(site) == first
+    new_pw = "another long passphrase 42"
+    realm.admin("token", "password", site.token, "-", stdin=new_pw + "\n")
+    assert site.run(new_pw).ok
+    assert _key_block(site)[1:] != first[1:]
+    realm.stop()
+    assert site.run(new_pw).ok
+    old = site.run(PW)
+    assert old.code == "AUTH_ERR"
+    no_traceback(old)
