@@ -1,8 +1,9 @@
 """One-time-code primitives: HOTP, TOTP, OCRA and base32, with no PAM in them.
 
 The submodules are imported on the login path.  They import no third-party
-code; HMAC and digests come from the standard library (:mod:`hmac`,
-:mod:`hashlib`) through :mod:`otpme_auth.otp._hmac`.  This package imports
+code; HMAC and digests come from CPython's built-in digest modules (``_sha1``,
+``_sha256``, ``_sha512``; not OpenSSL, whose load cost ~4 ms) through
+:mod:`otpme_auth.otp._hmac`.  This package imports
 none of them eagerly: ``from otpme_auth.otp.hotp import totp`` pays for HOTP
 and TOTP only, and OCRA lives in :mod:`otpme_auth.otp.ocra` so TOTP users never
 load it.  ``tests/otp`` checks the import lists.
