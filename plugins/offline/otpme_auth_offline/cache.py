@@ -15,29 +15,27 @@ owner and mode checked, locked, replaced atomically).  Directories are
 created 0700 and checked (a directory, ours, no group/other bits) on every
 use.
 
-A cache file (format version 1, all integers big-endian)::
+A cache file (format version 2, all integers big-endian; docs/offline.md has
+the table)::
 
-    offset size
-     0      8   magic  b"OTPMEOFC"
-     8      1   version (1)
-     9      1   KDF id (1 = Argon2i)
-    10      4   iterations
-    14      4   memory KiB
-    18      1   threads
-    19     16   salt (random per cache; new on every store())
-    35      1   AEAD id (1 = AES-256-GCM)
-    36     12   nonce (random per write)
-    48      8   created        (Unix seconds)
-    56      8   last used      (Unix seconds; the unused expiry counts from it)
-    64      8   expires        (absolute, Unix seconds)
-    72      4   unused expiry  (seconds)
-    76      1   otp digits     (trailing characters of the typed text that are a code)
-    77      2   public length n
-    79      n   public bytes   (e.g. an HMAC challenge: readable before unlocking)
-    79+n        ciphertext of the payload, with the 16-byte GCM tag
+    key head   magic b"OTPMEOFC", version 2, KDF id, iterations, memory KiB,
+               threads, salt (16), otp digits, public length n, public (n)
+    key tail   the cache's X25519 public key (32), wrap nonce (12),
+               AES-256-GCM(Argon2 key, X25519 private key) (48)
+    state      created, last used, expires, unused expiry, counter (-1: none)
+    MAC (32)   HMAC-SHA256 under HKDF(the server's key revision) over the key
+               block and the state; zeros without a revision
+    seal       ephemeral X25519 public key (32), nonce (12), then the
+               AES-256-GCM ciphertext of (revision length, revision, payload)
 
-The associated data of the AEAD is a context label, the whole header (bytes
-0 to 79+n) and the user and token names (length-prefixed).  So an edited
+An online login whose revision verifies the MAC reseals the payload to the
+public key without the password (no key derivation); an offline unlock
+derives the key, unwraps the private key and opens the payload.  Version 1
+(payload directly under the Argon2 key) is read and rewritten as version 2 at
+its next unlock.
+
+The associated data of the payload's AEAD is a context label, every byte
+before the ciphertext and the user and token names (length-prefixed).  So an edited
 header byte, a file moved to another user or token, or an expiry pushed back
 fails authentication.  A wrong secret fails in the same way: AES-GCM cannot
 tell the two apart, so both are :class:`DecryptFailed` (the user is told the
