@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import ssl
+import time
 from collections import OrderedDict
 
 from . import PROTOCOL_VERSION
@@ -83,13 +84,34 @@ def connection_limits(cfg) -> dict:
 class _Conn:
     """One accepted connection, while it has no client certificate."""
 
-    __slots__ = ("addr", "transport", "task", "evicted")
+    __slots__ = ("addr", "transport", "task", "evicted", "started", "anonymous")
 
     def __init__(self, addr, transport, task):
         self.evicted = False
         self.addr = addr
         self.transport = transport
         self.task = task
+        self.started = time.monotonic()
+        self.anonymous = False  # the handshake is done and showed no client certificate
+
+
+#: A handshake younger than this is not cut to keep one address within its share: real
+#: handshakes take milliseconds, a stalled one is evictable after this (docs/server.md).
+HANDSHAKE_GRACE = 2.0
+
+
+def _victim(conns, now, fresh_ok):
+    """The connection to close to make room, oldest first: one that finished its handshake
+    without a certificate, then a handshake older than HANDSHAKE_GRACE, then (``fresh_ok``,
+    for the global limits) any; None if there is none."""
+    conns = list(conns)
+    for conn in conns:
+        if conn.anonymous:
+            return conn
+    for conn in conns:
+        if now - conn.started >= HANDSHAKE_GRACE:
+            return conn
+    return conns[0] if fresh_ok and conns else None
 
 
 class Server:
@@ -121,12 +143,18 @@ class Server:
         addr = peer[0] if isinstance(peer, tuple) and peer else "?"
         conn = _Conn(addr, writer.transport, asyncio.current_task())
         mine = self.unauth_by_addr.setdefault(addr, OrderedDict())
+        now = time.monotonic()
         while len(mine) >= self.limits["per_address"]:
-            self._evict(next(iter(mine.values())))
+            # A joined host's own connections start here too (a busy host opens many
+            # at once): a fresh handshake is never cut for the per-address share.
+            victim = _victim(mine.values(), now, fresh_ok=False)
+            if victim is None:
+                break
+            self._evict(victim)
         while self.unauth and len(self.unauth) >= self.limits["unauthenticated"]:
-            self._evict(next(iter(self.unauth.values())))
+            self._evict(_victim(self.unauth.values(), now, fresh_ok=True))
         while self.unauth and self.n_conns >= self.limits["total"]:
-            self._evict(next(iter(self.unauth.values())))
+            self._evict(_victim(self.unauth.values(), now, fresh_ok=True))
         if self.n_conns >= self.limits["total"]:
             return None
         self.n_conns += 1
@@ -192,6 +220,8 @@ class Server:
             peer = _peer(writer)
             if peer is not None:
                 self._authenticated(conn)
+            else:
+                conn.anonymous = True  # only /v1/join and /v1/ping: evicted first
             await self._requests(reader, writer, peer)
         except asyncio.CancelledError:
             if not conn.evicted:

@@ -232,7 +232,7 @@ def race(clients, calls):
     Each client opens its TLS connection first (a pre-auth), so the race is the requests.
     """
     import threading
-    barrier = threading.Barrier(len(clients))
+    barrier = threading.Barrier(len(clients), timeout=60)  # a client that fails breaks it
     results = [None] * len(clients)
 
     def one(i):
