@@ -58,6 +58,11 @@ def system_user(otpme_auth_system_user):
 
 
 @pytest.fixture
+def app_sandbox(otpme_auth_apps):
+    return otpme_auth_apps
+
+
+@pytest.fixture
 def realm(otpme_auth_realm):
     return otpme_auth_realm
 

@@ -55,6 +55,27 @@ def otpme_auth_pam(tmp_path):
 
 
 @pytest.fixture
+def otpme_auth_apps(tmp_path):
+    """A :class:`~otpme_auth.testing.apps.AppSandbox`: real sshd, sudo, su and
+    pam-auth-update in a private mount namespace (the host's /etc is never written).
+
+    Skips when something is missing (root, openssh-server, sudo, paramiko...),
+    unless ``OTPME_AUTH_REQUIRE_REAL=1`` (set in CI), where it fails instead.
+    """
+    from .apps import AppSandbox, missing_requirements
+    missing = missing_requirements()
+    if missing:
+        import os
+        message = "real-application tests need: %s" % ", ".join(missing)
+        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    sandbox = AppSandbox(tmp_path / "apps")
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
 def otpme_auth_system_user(tmp_path):
     """``system_user(password=None, home=None)`` -> name of a throw-away Unix user.
 
