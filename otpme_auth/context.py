@@ -107,11 +107,12 @@ ONE_TIME_CODE = Key("one_time_code", "a one-time code typed at its own prompt")
 class PamItems:
     """What the host reads from and writes to the PAM handle (test double: itself)."""
 
-    def __init__(self, authtok=None, rhost=None, ruser=None, tty=None):
+    def __init__(self, authtok=None, rhost=None, ruser=None, tty=None, xdisplay=None):
         self.authtok = authtok
         self.rhost = rhost
         self.ruser = ruser
         self.tty = tty
+        self.xdisplay = xdisplay
 
     def set_authtok(self, value):
         self.authtok = value
@@ -137,6 +138,7 @@ class LoginContext:
         self.pam = pam if pam is not None else PamItems()
         self.rhost = self.pam.rhost
         self.tty = self.pam.tty
+        self.xdisplay = getattr(self.pam, "xdisplay", None)
         self.credentials = {}
         self.stash = Stash()
         self.messages = []          # user-facing texts plugins want shown (show_errors)
@@ -147,6 +149,18 @@ class LoginContext:
         self._authtok_key = None
         self._share_authtok = None  # Secret to set as PAM_AUTHTOK for the next module
         self._cleanups = []         # (function, plugin) run when this PAM call ends
+
+    @property
+    def graphical(self):
+        """True when the application is a graphical greeter or locker (docs/hooks.md).
+
+        The rule: PAM_XDISPLAY is set, or PAM_TTY is an X display such as ``:0``
+        (gdm, lightdm, xscreensaver set one of them).  Such an application shows a
+        message in a dialog that the next step replaces, so a message must be kept
+        on screen for ``message_timeout``; a terminal application (sshd, sudo, su,
+        login) keeps it in the scrollback, and waiting there only slows the login.
+        """
+        return bool(self.xdisplay) or (isinstance(self.tty, str) and self.tty.startswith(":"))
 
     # -- per-call cleanup -------------------------------------------------
 

@@ -39,6 +39,10 @@ class PamHandleItems(PamItems):
     def tty(self):
         return self.pamh.tty
 
+    @property
+    def xdisplay(self):
+        return getattr(self.pamh, "xdisplay", None)
+
 
 class _Conversation(PamConversation):
     def __init__(self, pamh, silent):

@@ -113,14 +113,14 @@ def check_keys(*modules):
 
 def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function="authenticate",
               service="otpme-test", action="establish", debug=True, rhost=None, tty=None,
-              flags=0, default_verifiers=()):
+              flags=0, default_verifiers=(), xdisplay=None):
     """Run one PAM ``function`` through the host with only ``plugins`` installed.
 
     :param plugins: ``{name: module_or_object}`` as entry points would give them.
     :param args: the PAM line's options (a string is split like libpam does).
     :param answers: what the user types, in order.
     :param authtok: PAM_AUTHTOK left by a previous module in the stack.
-    :param rhost: PAM_RHOST (the remote host), ``tty``: PAM_TTY.
+    :param rhost: PAM_RHOST (the remote host), ``tty``: PAM_TTY, ``xdisplay``: PAM_XDISPLAY.
     :param flags: the PAM flags the application passes (e.g. 0x1, PAM_DISALLOW_NULL_AUTHTOK).
     :param default_verifiers: as the entry script's ``DEFAULT_VERIFIERS`` (none by default).
     """
@@ -128,7 +128,7 @@ def run_login(plugins, args=(), user="alice", answers=(), authtok=None, function
     if isinstance(args, str):
         args = split_line(args)
     conversation = ScriptedConversation(answers)
-    pam = PamItems(authtok=authtok, rhost=rhost, tty=tty)
+    pam = PamItems(authtok=authtok, rhost=rhost, tty=tty, xdisplay=xdisplay)
     log = Log(service, debug=debug, to_syslog=False)
     outcome = run(function, list(args), user, service, conversation, pam,
                   registry=StaticRegistry(plugins), log=log, action=action, flags=flags,

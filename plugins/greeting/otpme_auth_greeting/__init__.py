@@ -10,7 +10,10 @@ Enabled by any of its flags on the PAM line::
 * ``show_errors``: after a failed login, show the messages meant for the user
   (the deciding ``Decision.user_message`` and ``ctx.messages``), never the
   log reason, which may name internals.
-* ``message_timeout``: keep a shown message on screen this long.  The wait is
+* ``message_timeout``: keep a shown message on screen this long, where it
+  would otherwise vanish: only for a graphical application (``ctx.graphical``:
+  PAM_XDISPLAY set, or a PAM_TTY such as ``:0``), never for a terminal one
+  (sshd, sudo, su, login keep the text on the terminal).  The wait is
   measured from when the first message of this PAM call was sent, and only the
   remainder is slept, so a PAM call never waits longer than asked, however
   many messages it shows and however slow the application's conversation is.
@@ -119,7 +122,9 @@ def _show(ctx, options, style, text, what):
         return
     timeout = options.message_timeout
     # PAM_SILENT: the core drops the message, so there is nothing to keep on screen.
-    if not timeout or getattr(conversation, "silent", False):
+    # A terminal application (sshd, sudo, su, login) keeps the message in its
+    # scrollback; only a graphical greeter replaces it with its next screen.
+    if not timeout or getattr(conversation, "silent", False) or not ctx.graphical:
         return
     first = ctx.stash.setdefault(_FIRST_SHOWN, sent)
     # Count from the first send, before the conversation call: a slow

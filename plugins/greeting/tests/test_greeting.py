@@ -44,8 +44,10 @@ class Fallback:
 
 
 def login(run_login, args, verifier, extra=None, **kw):
+    """A login in a graphical greeter (PAM_TTY ":0") unless ``tty`` says otherwise."""
     plugins = {"v": verifier, "greeting": greeting}
     plugins.update(extra or {})
+    kw.setdefault("tty", ":0")
     return run_login(plugins, "v " + args, user=kw.pop("user", USER), **kw)
 
 
@@ -287,7 +289,7 @@ def test_two_messages_wait_once(run_login):
 
 
 def test_two_messages_one_sleep_call(make_context, sleeps):
-    ctx = make_context()
+    ctx = make_context(tty=":0")
     opts = options_for(greeting, "online_greeting show_errors message_timeout=1", name="greeting")
     greeting.otpme_auth_post_login(ctx, opts)
     ctx.tell_user("Later failure.")
@@ -301,7 +303,7 @@ def test_slow_conversation_counts_against_the_timeout(make_context):
         def _send(self, style, text):
             time.sleep(0.2)
             return super()._send(style, text)
-    ctx = make_context()
+    ctx = make_context(tty=":0")
     ctx.conversation = Slow()
     opts = options_for(greeting, "online_greeting message_timeout=0.3", name="greeting")
     started = time.monotonic()
@@ -315,7 +317,7 @@ def test_conversation_slower_than_timeout_adds_no_wait(make_context, sleeps):
         def _send(self, style, text):
             time.sleep(0.15)
             return super()._send(style, text)
-    ctx = make_context()
+    ctx = make_context(tty=":0")
     ctx.conversation = Slower()
     opts = options_for(greeting, "online_greeting message_timeout=0.1", name="greeting")
     greeting.otpme_auth_post_login(ctx, opts)
@@ -324,7 +326,7 @@ def test_conversation_slower_than_timeout_adds_no_wait(make_context, sleeps):
 
 def test_silent_conversation_no_wait(make_context, sleeps):
     # pam_entry's conversation drops messages under PAM_SILENT and says so in .silent
-    ctx = make_context()
+    ctx = make_context(tty=":0")
     ctx.conversation.silent = True
     opts = options_for(greeting, "online_greeting message_timeout=2", name="greeting")
     greeting.otpme_auth_post_login(ctx, opts)
@@ -343,7 +345,7 @@ def test_greeting_through_libpam(pam_harness, tmp_path):
         "passfile passfile_path=%s online_greeting show_errors message_timeout=0.2 debug"
         % passfile))
     started = time.monotonic()
-    ok = pam_harness.run("greet", "alice", answers=["s3cret-pw"])
+    ok = pam_harness.run("greet", "alice", answers=["s3cret-pw"], items={"tty": ":0"})
     elapsed = time.monotonic() - started
     assert ok.ok, (ok.output, ok.log)
     assert ONLINE in ok.output
@@ -352,3 +354,24 @@ def test_greeting_through_libpam(pam_harness, tmp_path):
     assert bad.code == "AUTH_ERR"
     assert "Wrong password." in bad.output and ONLINE not in bad.output
     assert not any("s3cret-pw" in line or "bad-Guess-42" in line for line in ok.log + bad.log)
+
+
+# -- message_timeout waits only where a message would vanish (issue 9 point 4) --
+
+@pytest.mark.parametrize("items", [{"tty": ":0"}, {"tty": ":1.0"}, {"xdisplay": ":0"},
+                                   {"tty": "tty7", "xdisplay": "localhost:10.0"}])
+def test_graphical_applications_wait(run_login, sleeps, items):
+    result = login(run_login, "online_greeting", Verifier(allow), **dict({"tty": None}, **items))
+    assert result.ok and len(result.shown) == 1
+    assert len(sleeps) == 1 and 1.9 < sleeps[0] <= 2
+
+
+@pytest.mark.parametrize("tty", [None, "ssh", "pts/3", "/dev/pts/0", "tty1", "sudo"])
+def test_terminal_applications_never_wait(run_login, sleeps, tty):
+    result = login(run_login, "online_greeting show_errors message_timeout=30",
+                   Verifier(allow), tty=tty)
+    assert result.ok and len(result.shown) == 1
+    assert sleeps == []
+    failed = login(run_login, "show_errors message_timeout=30", Verifier(deny, message="nope"),
+                   tty=tty)
+    assert failed.shown and sleeps == []
