@@ -6,7 +6,7 @@ Each function takes a :class:`~otpme_auth.host.Host` and a
 exception: a plugin that raises fails the call closed.
 """
 
-from .errors import ConfigError, LoginRefused, OtpmeAuthError, PluginError
+from .errors import ConfigError, ConversationError, LoginRefused, OtpmeAuthError, PluginError
 from .results import Verdict, as_decision, combine, deny, pam_code_for
 
 
@@ -19,6 +19,16 @@ def authenticate(host, ctx):
         decision = deny(exc.reason, exc.user_message)
         decision.plugin = getattr(exc, "plugin", None)
         return _failed(host, ctx, Verdict.DENY, [decision])
+    except ConversationError as exc:
+        # No answer to a prompt: the user gave up (sudo's retry prompt at end of
+        # input, a closed ssh client, Escape in a greeter) or the application
+        # cannot ask.  Not an error of ours: logged as what it is, at info level.
+        ctx.log.info("authentication of %s ended: no answer to the prompt (the user gave up, "
+                     "or the application cannot ask): %s" % (_who(ctx), exc))
+        decision = deny("no answer to the prompt")
+        decision.plugin = getattr(exc, "plugin", None)
+        _notify_failed(host, ctx, decision)
+        return exc.pam_code
     except OtpmeAuthError as exc:
         decision = deny(str(exc))
         decision.plugin = getattr(exc, "plugin", None)
