@@ -48,6 +48,7 @@ REASONS = {
     "auto_disabled": "Login failed: the account or token has expired.",
     "blocked": "Login failed: too many failed attempts; the account is blocked.",
     "outside_login_times": "Login failed: logins are not allowed at this time.",
+    "host_not_allowed": "Login failed: you may not log in on this host.",
 }
 
 # The limits used when a host's access group does not exist (those of a new group).
@@ -342,6 +343,42 @@ class Engine:
         if reported is not None:
             answer["offline_used"] = reported
         return answer
+
+    async def account(self, peer, req, now: float | None = None) -> dict:
+        """May the user's session on this host be opened now? (POST /v1/account)
+
+        The account phase of a login (pam_acct_mgmt), whichever module
+        authenticated it: the user enabled and not auto-disabled, a token of the
+        user usable on this host (host restriction, enabled, not auto-disabled),
+        and a login-time policy of the user, that token, the host and its access
+        group allowing now.  Nothing is written; no credential is involved.
+        """
+        now = time.time() if now is None else now
+        user = req["user"]
+        gen, objs, urow, tokens = await self.store.run(self._load, user)
+        self._refresh(gen, objs)
+        host_name, host = self.check_host(peer)
+        if urow is None:
+            return {"status": "unknown", "user": user}
+        u = json.loads(urow[0])
+        toks = {n: json.loads(d) for n, d, _ in tokens}
+        ag = self.objs["accessgroup"].get(self._group(host)) or MISSING_GROUP
+        reason = None
+        if not u.get("enabled", True):
+            reason = "user_disabled"
+        elif u.get("auto_disable") and now >= u["auto_disable"]:
+            reason = "auto_disabled"
+        else:
+            usable = [n for n in sorted(self._candidates(host, toks))
+                      if self._state_refusal(now, n, toks[n]) is None]
+            if not usable:
+                reason = "host_not_allowed"
+            elif not any(self._times_ok(now, u, toks[n], host, ag) for n in usable):
+                reason = "outside_login_times"
+        if reason:
+            log.warning("account refused user=%s host=%s reason=%s", user, host_name, reason)
+            return {"status": "refused", "reason": reason, "message": REASONS[reason]}
+        return {"status": "ok", "user": user}
 
     @staticmethod
     def _burn_counters(c, used):

@@ -196,7 +196,7 @@ class Server:
                 raise BadRequest("method_not_allowed", "use GET", 405)
             return 200, {"status": "ok", "realm": self.cfg["realm"], "site": self.cfg["site"],
                          "protocol": PROTOCOL_VERSION}
-        if path not in ("/v1/preauth", "/v1/auth", "/v1/join"):
+        if path not in ("/v1/preauth", "/v1/auth", "/v1/join", "/v1/account"):
             raise BadRequest("not_found", "no such endpoint", 404)
         if method != "POST":
             raise BadRequest("method_not_allowed", "use POST", 405)
@@ -205,6 +205,8 @@ class Server:
             return 200, await self.engine.join(req)
         if path == "/v1/preauth":
             return 200, await self.engine.preauth(peer, req)
+        if path == "/v1/account":
+            return 200, await self.engine.account(peer, req)
         return 200, await self.engine.authenticate(peer, req)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):

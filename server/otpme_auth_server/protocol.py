@@ -28,6 +28,8 @@ SCHEMAS = {
     "/v1/auth": {"user": (str, 64, True), "password": (str, 1024, False),
                  "challenge_id": (str, 64, False), "response": (str, 4096, False)},
     "/v1/join": {"host": (str, 253, True), "jotp": (str, 64, True), "csr": (str, 16384, True)},
+    # The account phase (pam_acct_mgmt) of a session about to be opened on the host.
+    "/v1/account": {"user": (str, 64, True)},
 }
 
 
