@@ -191,11 +191,19 @@ def otpme_auth_setcred(ctx, options, action):
 
 @hookspec
 def otpme_auth_check_account(ctx, options):
-    """pam_sm_acct_mgmt: may this (already authenticated) user log in now?
+    """pam_sm_acct_mgmt: may this user's session be opened now?
 
-    :returns: ``None`` to accept, or a DENY Decision to refuse
-        (PAM_PERM_DENIED, or the decision's ``pam_code``).  With no plugin
-        implementing it the module answers PAM_IGNORE.
+    Runs for whichever module authenticated the user (ours, an ssh key,
+    pam_unix), in a fresh PAM call: nothing of the authentication is on ``ctx``.
+
+    :returns: ``None`` (nothing against it); a DENY Decision to refuse
+        (PAM_PERM_DENIED, or its ``pam_code``: ``ACCT_EXPIRED``, or
+        ``USER_UNKNOWN`` for "not a user I know", which the stack may ignore);
+        UNAVAILABLE when the check could not be made (no server); or ALLOW to
+        stand in for checks that were unavailable (the offline cache).  A
+        refusal wins; an unavailable check nobody stands in for fails closed
+        (PAM_AUTHINFO_UNAVAIL); only USER_UNKNOWN answers give PAM_USER_UNKNOWN.
+        With no plugin implementing it the module answers PAM_IGNORE.
     """
 
 

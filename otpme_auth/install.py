@@ -63,8 +63,16 @@ SNIPPETS = {
         "auth  required   pam_permit.so\n"
     ),
     "otpme-account": (
-        "# otpme-auth: account checks (login times, host restrictions)\n"
-        "account  [success=ok ignore=ignore default=bad]  {pam_python} {script}\n"
+        "# otpme-auth: account checks for every user, whichever module authenticated them.\n"
+        "# Local users: pam_unix's checks (as common-account).  Realm users: the server's\n"
+        "# answer for this host (disabled, expired, host restriction, login times) and\n"
+        "# VALID_LOGIN_USERS / DENY_LOGIN_USERS; with no server, a valid offline cache.\n"
+        "# A user the realm does not know is left to pam_unix (user_unknown=ignore).\n"
+        "account  [success=1 new_authtok_reqd=done default=ignore]  pam_unix.so\n"
+        "account  requisite  pam_deny.so\n"
+        "account  required   pam_permit.so\n"
+        "account  [success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore "
+        "default=bad]  {pam_python} {script} cache_login_tokens\n"
     ),
     "otpme-session": (
         "# otpme-auth: session (home directory, kept sessions, shares)\n"

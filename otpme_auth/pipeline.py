@@ -130,24 +130,56 @@ def setcred(host, ctx, action):
 
 
 def check_account(host, ctx):
-    """pam_sm_acct_mgmt."""
+    """pam_sm_acct_mgmt: may the user's session be opened now?
+
+    Each plugin answers ``None`` (nothing against it), a DENY (refused: its
+    ``pam_code``, PERM_DENIED by default; ``USER_UNKNOWN`` means "not a user I
+    know", which a stack can ignore), UNAVAILABLE (could not check: no server),
+    or an ALLOW that stands in for the checks that were unavailable (the offline
+    cache, which the server filled at the user's last online login).  A refusal
+    wins at once; a check left unavailable and not stood in for fails closed
+    (AUTHINFO_UNAVAIL); only USER_UNKNOWN answers give USER_UNKNOWN.
+    """
     if not host.implementers("otpme_auth_check_account"):
         return "IGNORE"
+    who = _who(ctx)
+    unknown, missing, standing_in = [], [], []
     try:
         for name, result in host.check_account(ctx):
             if result is None:
                 continue
             decision = as_decision(result, name)
-            if decision.verdict is not Verdict.DENY:
-                raise PluginError(name, "check_account may return only None or a DENY decision")
-            ctx.log.info("account of %s refused: %s" % (ctx.user, decision.reason), name)
-            return decision.pam_code or "PERM_DENIED"
+            if decision.verdict is Verdict.DENY and decision.pam_code == "USER_UNKNOWN":
+                unknown.append(decision)
+            elif decision.verdict is Verdict.DENY:
+                ctx.log.info("account of %s refused: %s" % (who, decision.reason), name)
+                return decision.pam_code or "PERM_DENIED"
+            elif decision.verdict is Verdict.UNAVAILABLE:
+                missing.append(decision)
+            elif decision.verdict is Verdict.ALLOW:
+                standing_in.append(decision)
+            else:
+                raise PluginError(name, "check_account may return None, DENY, UNAVAILABLE or "
+                                  "ALLOW, not %r" % decision.verdict)
     except LoginRefused as exc:
-        ctx.log.info("account of %s refused: %s" % (ctx.user, exc.reason), getattr(exc, "plugin", None))
+        ctx.log.info("account of %s refused: %s" % (who, exc.reason), getattr(exc, "plugin", None))
         return "PERM_DENIED"
     except OtpmeAuthError as exc:
         ctx.log.error("account check failed closed: %s" % exc, getattr(exc, "plugin", None))
         return exc.pam_code
+    if missing and not standing_in:
+        ctx.log.info("account of %s refused: could not be checked: %s" % (
+            who, "; ".join("%s: %s" % (d.plugin, d.reason) for d in missing)))
+        return "AUTHINFO_UNAVAIL"
+    if missing:
+        ctx.log.info("account of %s accepted offline: %s" % (
+            who, "; ".join("%s: %s" % (d.plugin, d.reason) for d in standing_in)))
+        return "SUCCESS"
+    if unknown:
+        ctx.log.info("account of %s: not ours to decide (%s)" % (
+            who, "; ".join("%s: %s" % (d.plugin, d.reason) for d in unknown)))
+        return "USER_UNKNOWN"
+    ctx.log.debug("account of %s accepted" % who)
     return "SUCCESS"
 
 

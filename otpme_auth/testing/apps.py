@@ -214,11 +214,12 @@ class AppSandbox:
         """Start a real sshd in the namespace on 127.0.0.1 and a free port; returns the port.
 
         Keyboard-interactive through PAM service ``sshd`` (write it with
-        :meth:`service`); public keys from ``authorized_keys/USER`` in the
-        sandbox (:meth:`authorize_key`).  Its log (``-e``) is ``sshd.log``.
+        :meth:`service`); public keys from the namespace's
+        ``/etc/ssh/otpme_test_keys/USER`` (:meth:`authorize_key`).  Its log (``-e``)
+        is ``sshd/sshd.log`` (:meth:`sshd_log`).
         """
         sshd_dir = os.path.join(self.dir, "sshd")
-        os.makedirs(os.path.join(sshd_dir, "keys"), exist_ok=True)
+        os.makedirs(sshd_dir, exist_ok=True)
         os.chmod(sshd_dir, 0o755)
         hostkey = os.path.join(sshd_dir, "host_ed25519")
         if not os.path.exists(hostkey):
@@ -235,7 +236,8 @@ class AppSandbox:
                 "KbdInteractiveAuthentication yes",
                 "PasswordAuthentication no",
                 "PubkeyAuthentication yes",
-                "AuthorizedKeysFile %s/keys/%%u" % sshd_dir,
+                # read as the user: inside the namespace's /etc, not the (0700) temp dir
+                "AuthorizedKeysFile /etc/ssh/otpme_test_keys/%u",
                 "StrictModes no",
                 "PermitRootLogin no",
                 "MaxAuthTries 3",
@@ -264,8 +266,9 @@ class AppSandbox:
         """A new ed25519 key authorised for ``user``; returns the paramiko key."""
         import paramiko
         key = paramiko.Ed25519Key.from_private_key_file(self._new_key())
-        with open(os.path.join(self.dir, "sshd", "keys", user), "w") as fh:
-            fh.write("%s %s\n" % (key.get_name(), key.get_base64()))
+        self.run(["mkdir", "-p", "-m", "0755", "/etc/ssh/otpme_test_keys"], check=True)
+        self.write("/etc/ssh/otpme_test_keys/%s" % user,
+                   "%s %s\n" % (key.get_name(), key.get_base64()), mode=0o644)
         return key
 
     def _new_key(self):

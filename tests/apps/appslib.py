@@ -44,3 +44,17 @@ class RealmSite:
 
     def account(self):
         return "host_config=%s connect_timeout=2" % self.conf
+
+
+def snippet(sandbox, name, options=""):
+    """The shipped pam.d snippet ``name`` (otpme-auth, otpme-account, otpme-session) for the
+    sandbox's entry script, with ``options`` (and log_file) added to our module's lines."""
+    from otpme_auth.install import render_snippets
+    text = render_snippets(sandbox.script)[name]
+    lines = []
+    for line in text.splitlines():
+        if sandbox.script in line:
+            line = "%s %s log_file=%s" % (line, options, sandbox.log_path)
+        lines.append(line)
+    sandbox.service(name, *lines)
+    return lines

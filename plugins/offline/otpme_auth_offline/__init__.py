@@ -185,6 +185,33 @@ def _candidates(cache, user):
 
 
 # ---------------------------------------------------------------------------
+# check_account: the account phase when no server can answer it
+# ---------------------------------------------------------------------------
+
+@hookimpl
+def otpme_auth_check_account(ctx, options):
+    """Stand in for the server's account check when it is unreachable (issue 9 point 2).
+
+    ALLOW when ``ctx.user`` has an offline cache that is not expired (the
+    server's ``offline_expiry`` and ``unused_expiry``, from the cache header):
+    the server allowed this user on this host at their last online login, and
+    an account it disabled since stops at the next online one.  Login-time
+    policies are not in the cache, so they are not checked offline.  The pipeline
+    uses this ALLOW only where a check was UNAVAILABLE; a refusal always wins.
+    """
+    import time
+    cache = open_cache(options)
+    try:
+        for token in cache.list_tokens(ctx.user):
+            header = cache.info(ctx.user, token)
+            if header is not None and time.time() < min(header.expires, header.unused_until()):
+                return allow("the offline cache of %s (token %s) is valid" % (ctx.user, token))
+    except (CacheError, StateFileError, ValueError) as exc:
+        ctx.log.warning("account: cannot read the offline cache: %s" % exc, NAME)
+    return None
+
+
+# ---------------------------------------------------------------------------
 # verify_fallback: the offline login
 # ---------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
   could be reached or answered in time (``connection_timeout``).
 * The server's answer (session, offline data, shares, greeting) goes to the
   context for the offline, sessionkeep, automount and greeting plugins.
+* account (pam_acct_mgmt): the host lists, then the server's ``/v1/account``
+  answer for this user on this host, whichever module authenticated them.
 """
 
 from otpme_auth import (
@@ -195,6 +197,55 @@ def otpme_auth_verify(ctx, options):
     if isinstance(answer.get("greeting"), str):
         ctx.stash[GREETING] = answer["greeting"]
     return allow("accepted by %s (token %s)" % (client.server, answer.get("token", "?")))
+
+
+@hookimpl
+def otpme_auth_check_account(ctx, options):
+    """The account phase: may ``ctx.user``'s session on this host be opened now?
+
+    Whichever module authenticated the user (ours, an ssh key, pam_unix):
+    ``DENY_LOGIN_USERS`` / ``VALID_LOGIN_USERS`` of the host config, then the
+    server's answer for this user on this host (``POST /v1/account``: disabled,
+    expired, host restriction, login times).  A user the realm does not know,
+    or a host that never joined, is USER_UNKNOWN (left to the stack's other
+    account modules); no server: UNAVAILABLE (the offline cache may stand in).
+    """
+    from .client import Client, Unreachable
+    config = _config(options)
+    if config is None:
+        return deny("this host has not joined a realm (%s is missing)" % options.host_config,
+                    pam_code="USER_UNKNOWN")
+    reason = config.refuses(ctx.user)
+    if reason:
+        return deny(reason, "You may not log in on this host.")
+    client = Client(config.servers, config.ca_file, config.cert_file, config.key_file,
+                    options.connect_timeout, options.connection_timeout)
+    try:
+        client.connect()
+        status, answer = client.request("/v1/account", {"user": ctx.user})
+    except Unreachable as exc:
+        return unavailable("server unreachable: %s" % exc)
+    finally:
+        client.close()
+    if status >= 500:
+        return unavailable("server error: %s" % _error_text(answer, status))
+    if status == 404:
+        raise ConfigError("the server does not answer account checks (POST /v1/account): "
+                          "upgrade it, or leave the account line out")
+    if status != 200:
+        raise ConfigError("the server rejected the account request: %s" % _error_text(answer, status))
+    result = answer.get("status")
+    if result == "ok":
+        return None
+    if result == "unknown":
+        return deny("%s is not a user of realm %s" % (ctx.user, config.realm), pam_code="USER_UNKNOWN")
+    if result == "refused":
+        reason = str(answer.get("reason", "refused"))[:64]
+        message = answer.get("message")
+        return deny("refused by %s: %s" % (client.server, reason),
+                    user_message=message if isinstance(message, str) else None,
+                    pam_code="ACCT_EXPIRED" if reason == "auto_disabled" else "PERM_DENIED")
+    return unavailable("unexpected answer status %r" % (result,))
 
 
 def _error_text(answer, status):
