@@ -60,6 +60,10 @@ def cmd_check_config(args, out):
             rows.append((owner, name, shown, view.origin(name), spec.help if spec else ""))
     out.write("\noptions:\n")
     _table(out, rows)
+    if line.idle:
+        out.write("\naccepted, but nothing to act on here (seed 000 options):\n")
+        for raw, why in line.idle:
+            out.write("  %-40s %s\n" % (raw, why))
     sleeping = sorted(set(installed) - set(line.plugin_names))
     if sleeping:
         out.write("\ninstalled but not enabled by this line (they will not run): %s\n"

@@ -58,6 +58,8 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
         if pam is not None and pam.authtok:
             log.add_secret(pam.authtok)
         log.debug("%s for %s: plugins %s" % (function, user, ", ".join(line.plugin_names) or "none"))
+        for raw, why in line.idle:
+            log.debug("%s does nothing on this line: %s" % (raw, why))
         if function == "authenticate":
             code = pipeline.authenticate(host, ctx)
             shared = ctx.shared_authtok()

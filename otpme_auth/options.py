@@ -251,6 +251,36 @@ CORE = "core"
 
 
 # --------------------------------------------------------------------------
+# Seed 000 compatibility: pam_otpme's options on any line
+# --------------------------------------------------------------------------
+
+#: Options of seed 000 (pam_otpme) that tune a feature rather than turn it on.
+#: pam_otpme accepts them on any line (``try_first_pass message_timeout=2``);
+#: so do we: when the plugin that owns one is installed but not enabled by the
+#: line, its value is still checked (a typo fails closed) and then it has
+#: nothing to act on.  (The seed: message_timeout applies to every message;
+#: home_skel "requires create_home"; the KDF options apply to a cache.)
+SEED_TUNING = frozenset({
+    "message_timeout", "connect_timeout", "connection_timeout", "send_password",
+    "offline_key_func", "check_offline_pass_strength", "home_skel",
+    "dot1x_connection", "dot1x_token_type", "dot1x_timeout",
+})
+
+#: Options of seed 000 whose plugin does not exist yet (smartcards, ssh-agent,
+#: 802.1x): the values that ask for nothing are accepted; a value that requires
+#: the feature fails closed, since no login could honour it.
+SEED_PLANNED = {
+    "use_smartcard": ("auto", "false"),     # auto: use a card if one is detected (none can be)
+    "use_ssh_agent": ("auto", "false"),
+    "start_ssh_agent": ("auto", "false"),
+    "do_dot1x": (),                         # auto|force both act; without a plugin, refuse
+    "dot1x_connection": None,               # None: any value (tuning of do_dot1x)
+    "dot1x_token_type": None,
+    "dot1x_timeout": None,
+}
+
+
+# --------------------------------------------------------------------------
 # Frozen views
 # --------------------------------------------------------------------------
 
@@ -313,12 +343,13 @@ def default_view(owner, declared):
 class LineConfig:
     """What a PAM line means: the core options and the enabled plugins in line order."""
 
-    __slots__ = ("core", "plugins", "enabled_by")
+    __slots__ = ("core", "plugins", "enabled_by", "idle")
 
-    def __init__(self, core, plugins, enabled_by):
+    def __init__(self, core, plugins, enabled_by, idle=()):
         self.core = core          # OptionsView
         self.plugins = plugins    # list of (name, OptionsView), in line order
         self.enabled_by = enabled_by  # name -> the argument that enabled it
+        self.idle = list(idle)    # (argument, why it does nothing here): seed 000 options
 
     @property
     def plugin_names(self):
@@ -403,10 +434,15 @@ def resolve(args, installed, load_options, default_verifiers=()):
     # 3. Give every argument to exactly one owner.
     values = {owner: {} for owner in declared}
     origins = {owner: {} for owner in declared}
+    idle = []
     for tok in tokens:
         if tok.qualifier is None and tok.value is None and tok.name in enabled \
                 and tok.name not in core_names:
             continue  # a plugin name
+        why = _seed_idle(tok, declared, installed, enabled, load_options)
+        if why:
+            idle.append((tok.raw, why))
+            continue
         owner = _owner_of(tok, declared, installed, enabled)
         spec = declared[owner][tok.name]
         if tok.name in values[owner]:
@@ -427,7 +463,36 @@ def resolve(args, installed, load_options, default_verifiers=()):
         raise ConfigError("try_first_pass and use_first_pass exclude each other: give one")
     if core.forward_pass and core.use_first_pass:
         raise ConfigError("forward_pass and use_first_pass exclude each other: give one")
-    return LineConfig(core, [(n, views[n]) for n in enabled], enabled)
+    return LineConfig(core, [(n, views[n]) for n in enabled], enabled, idle)
+
+
+def _seed_idle(tok, declared, installed, enabled, load_options):
+    """Why a seed 000 option does nothing on this line (it is accepted), or None.
+
+    Only for an option no enabled plugin (nor the core) owns: see
+    :data:`SEED_TUNING` and :data:`SEED_PLANNED`.
+    """
+    if tok.qualifier is not None or tok.name in declared[CORE] \
+            or any(tok.name in declared[n] for n in enabled):
+        return None
+    owners = sorted(i.name for i in installed.values() if tok.name in i.options)
+    if owners and tok.name in SEED_TUNING:
+        spec = next((o for o in load_options(owners[0]) if o.name == tok.name), None)
+        if spec is not None and not spec.enables:
+            _parse_value(spec, tok)  # a bad value fails closed even here
+            return "an option of plugin %s, which this line does not enable" % owners[0]
+        return None
+    if owners or tok.name not in SEED_PLANNED:
+        return None
+    allowed = SEED_PLANNED[tok.name]
+    if tok.value is None:
+        raise ConfigError("%s needs a value (%s=...)" % (tok.name, tok.name))
+    if allowed is not None and tok.value not in allowed:
+        raise ConfigError("%s=%s needs a plugin that provides %s, and none is installed "
+                          "(accepted without one: %s)" % (
+                              tok.name, _show(tok.value)[1:-1], tok.name,
+                              " ".join("%s=%s" % (tok.name, v) for v in allowed) or "nothing"))
+    return "no installed plugin provides %s" % tok.name
 
 
 def _owner_of(tok, declared, installed, enabled):
