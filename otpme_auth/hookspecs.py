@@ -199,10 +199,11 @@ def otpme_auth_check_account(ctx, options):
     :returns: ``None`` (nothing against it); a DENY Decision to refuse
         (PAM_PERM_DENIED, or its ``pam_code``: ``ACCT_EXPIRED``, or
         ``USER_UNKNOWN`` for "not a user I know", which the stack may ignore);
-        UNAVAILABLE when the check could not be made (no server); or ALLOW to
-        stand in for checks that were unavailable (the offline cache).  A
-        refusal wins; an unavailable check nobody stands in for fails closed
-        (PAM_AUTHINFO_UNAVAIL); only USER_UNKNOWN answers give PAM_USER_UNKNOWN.
+        UNAVAILABLE when the check could not be made (no server); ALLOW to
+        stand in for checks that were unavailable (the offline cache); ABSTAIN
+        when the stand-in has nothing of this user.  A refusal wins.  An
+        unavailable check: an ALLOW stands in; else an ABSTAIN or USER_UNKNOWN
+        gives PAM_USER_UNKNOWN; else it fails closed (PAM_AUTHINFO_UNAVAIL).
         With no plugin implementing it the module answers PAM_IGNORE.
     """
 

@@ -80,19 +80,47 @@ SNIPPETS = {
     ),
 }
 
-PAM_AUTH_UPDATE = """\
-Name: otpme-auth (online and offline login, one-time codes)
+# Debian pam-auth-update profiles (/usr/share/pam-configs), one per deployment
+# (docs/deployments.md).  Both Default: no; they exclude each other.
+PAM_AUTH_UPDATE = {
+    # Realm users beside local ones (as SSSD): pam_unix (priority 256) first, then our
+    # line for whoever pam_unix did not accept, with the password already typed.
+    "otpme-auth": """\
+Name: otpme-auth: realm users beside local ones (online and offline login)
 Default: no
-Priority: 256
+Priority: 128
+Conflicts: otpme-auth-2fa
 Auth-Type: Primary
 Auth:
 	[success=end default=ignore]	{pam_python} {script} try_first_pass cache_login_tokens
 Auth-Initial:
 	[success=end default=ignore]	{pam_python} {script} cache_login_tokens
+Account-Type: Additional
+Account:
+	[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore default=bad]	{pam_python} {script} cache_login_tokens
 Session-Type: Additional
 Session:
 	optional	{pam_python} {script} create_home
-"""
+""",
+    # A second factor for everyone: after the primary block (pam_unix's password), our
+    # line is required and asks what the realm wants (a one-time code): a Unix password
+    # alone never logs in.
+    "otpme-auth-2fa": """\
+Name: otpme-auth: a second factor for everyone (a realm one-time code after the password)
+Default: no
+Priority: 0
+Conflicts: otpme-auth
+Auth-Type: Additional
+Auth:
+	required	{pam_python} {script} cache_login_tokens
+Account-Type: Additional
+Account:
+	[success=ok new_authtok_reqd=done ignore=ignore user_unknown=ignore default=bad]	{pam_python} {script} cache_login_tokens
+Session-Type: Additional
+Session:
+	optional	{pam_python} {script} create_home
+""",
+}
 
 # The root helper for modules that run as the user (screen lockers): docs/lockers.md.
 HELPER_SOCKET_UNIT = """\
@@ -180,8 +208,8 @@ def render_script(site_dirs_=None, cache_dir="/var/cache/otpme-auth",
 def render_snippets(script_path):
     out = {name: text.format(pam_python=PAM_PYTHON, script=script_path)
            for name, text in SNIPPETS.items()}
-    out["pam-auth-update/otpme-auth"] = PAM_AUTH_UPDATE.format(
-        pam_python=PAM_PYTHON, script=script_path)
+    for name, text in PAM_AUTH_UPDATE.items():
+        out["pam-auth-update/" + name] = text.format(pam_python=PAM_PYTHON, script=script_path)
     return out
 
 
@@ -241,7 +269,9 @@ def install(dest, cache_dir="/var/cache/otpme-auth", pamd_dir=None, pam_configs_
     if pamd_dir:
         out.write("or include the snippets: @include otpme-auth / otpme-account / otpme-session\n")
     if pam_configs_dir:
-        out.write("or, on Debian: pam-auth-update --enable otpme-auth\n")
+        out.write("or, on Debian: pam-auth-update --enable otpme-auth (realm users beside "
+                  "local ones)\n    or --enable otpme-auth-2fa (a second factor for everyone; "
+                  "docs/deployments.md)\n")
     if systemd_dir:
         out.write("for screen lockers (PAM run as the user): systemctl daemon-reload && "
                   "systemctl enable --now otpme-auth-helper.socket\n")

@@ -135,15 +135,18 @@ def check_account(host, ctx):
     Each plugin answers ``None`` (nothing against it), a DENY (refused: its
     ``pam_code``, PERM_DENIED by default; ``USER_UNKNOWN`` means "not a user I
     know", which a stack can ignore), UNAVAILABLE (could not check: no server),
-    or an ALLOW that stands in for the checks that were unavailable (the offline
-    cache, which the server filled at the user's last online login).  A refusal
-    wins at once; a check left unavailable and not stood in for fails closed
-    (AUTHINFO_UNAVAIL); only USER_UNKNOWN answers give USER_UNKNOWN.
+    an ALLOW that stands in for the checks that were unavailable (the offline
+    cache, which the server filled at the user's last online login), or ABSTAIN
+    (the stand-in has nothing of this user).  A refusal wins at once.  A check
+    left unavailable: an ALLOW stands in (SUCCESS); else an ABSTAIN or
+    USER_UNKNOWN makes it USER_UNKNOWN (nothing is known of the user here, as
+    SSSD offline); else it fails closed (AUTHINFO_UNAVAIL).  USER_UNKNOWN
+    answers alone give USER_UNKNOWN; ABSTAIN alone changes nothing.
     """
     if not host.implementers("otpme_auth_check_account"):
         return "IGNORE"
     who = _who(ctx)
-    unknown, missing, standing_in = [], [], []
+    unknown, missing, standing_in, nothing_known = [], [], [], []
     try:
         for name, result in host.check_account(ctx):
             if result is None:
@@ -159,14 +162,20 @@ def check_account(host, ctx):
             elif decision.verdict is Verdict.ALLOW:
                 standing_in.append(decision)
             else:
-                raise PluginError(name, "check_account may return None, DENY, UNAVAILABLE or "
-                                  "ALLOW, not %r" % decision.verdict)
+                nothing_known.append(decision)  # ABSTAIN: nothing cached of this user
     except LoginRefused as exc:
         ctx.log.info("account of %s refused: %s" % (who, exc.reason), getattr(exc, "plugin", None))
         return "PERM_DENIED"
     except OtpmeAuthError as exc:
         ctx.log.error("account check failed closed: %s" % exc, getattr(exc, "plugin", None))
         return exc.pam_code
+    if missing and not standing_in and (unknown or nothing_known):
+        # No server, and the stand-in knows nothing of this user: as SSSD offline with
+        # a user it never cached, the realm has nothing to say (a local user, say).
+        ctx.log.info("account of %s: not ours to decide (%s)" % (
+            who, "; ".join("%s: %s" % (d.plugin, d.reason)
+                           for d in missing + unknown + nothing_known)))
+        return "USER_UNKNOWN"
     if missing and not standing_in:
         ctx.log.info("account of %s refused: could not be checked: %s" % (
             who, "; ".join("%s: %s" % (d.plugin, d.reason) for d in missing)))

@@ -153,6 +153,10 @@ def test_login_in_a_terminal(tmp_path):
                               input=answer + "\n", capture_output=True, text=True)
         assert proc.returncode == rc and expected in proc.stdout, proc.stderr
         assert "s3cret" not in proc.stderr
+        # The log goes to stderr (issue 9 point 8: without /dev/log syslog loses it).
+        summary = ("authenticated alice (by passfile)" if rc == 0
+                   else "authentication of alice failed: DENY by passfile")
+        assert summary in proc.stderr, proc.stderr
 
 
 def test_usage_error_exits_2():

@@ -70,3 +70,23 @@ def test_every_public_name_of_the_context_and_its_log_is_documented():
     log_names = {n for n in list(vars(ctx.log)) + dir(Log) if not n.startswith("_")}
     missing = sorted(n for n in log_names if "ctx.log.%s" % n not in context_md)
     assert not missing, "docs/context.md lacks: %s" % ", ".join(missing)
+
+
+def test_host_conf_points_at_docs_that_exist():
+    """Issue 9 point 7: join wrote a host.conf pointing at docs/online.md, which did not exist."""
+    from otpme_auth_online.hostconfig import render
+    text = render({"realm": "r", "host": "h", "servers": "s:1", "ca_file": "/c",
+                   "cert_file": "/c", "key_file": "/k"})
+    docs = re.findall(r"docs/[\w./-]+\.md", text)
+    assert docs, text
+    for doc in docs:
+        assert os.path.exists(os.path.join(ROOT, doc)), doc
+
+
+def test_docs_links_resolve():
+    """Relative links of the deployment and host pages point at files that exist."""
+    for page in ("docs/online.md", "docs/deployments.md"):
+        text = read(page)
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            path = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), target))
+            assert os.path.exists(path), (page, target)

@@ -167,7 +167,16 @@ class AppSandbox:
 
     def add_user(self, name, password=None, home=True):
         """A local user that exists only in the namespace (``password`` for pam_unix)."""
-        self.run(["useradd", "-s", "/bin/sh"] + (["-m"] if home else []) + [name], check=True)
+        argv = ["useradd", "-s", "/bin/sh"] + (["-m"] if home else []) + [name]
+        for _ in range(100):
+            proc = self.run(argv)
+            # The overlay shows the host's /etc live: a useradd running on the host (other
+            # tests) holds /etc/passwd.lock for a moment.  Wait for it, as useradd says.
+            if proc.returncode == 0 or "lock" not in proc.stderr:
+                break
+            time.sleep(0.1)
+        if proc.returncode != 0:
+            raise RuntimeError("useradd %s failed: %s" % (name, proc.stderr))
         if password is not None:
             self.run(["chpasswd"], input="%s:%s\n" % (name, password), check=True)
         return name

@@ -198,6 +198,8 @@ def otpme_auth_check_account(ctx, options):
     an account it disabled since stops at the next online one.  Login-time
     policies are not in the cache, so they are not checked offline.  The pipeline
     uses this ALLOW only where a check was UNAVAILABLE; a refusal always wins.
+    Without a usable cache: ABSTAIN (nothing is known of this user here: with no
+    server, a user who could not have logged in offline is not ours to decide).
     """
     import time
     cache = open_cache(options)
@@ -208,7 +210,8 @@ def otpme_auth_check_account(ctx, options):
                 return allow("the offline cache of %s (token %s) is valid" % (ctx.user, token))
     except (CacheError, StateFileError, ValueError) as exc:
         ctx.log.warning("account: cannot read the offline cache: %s" % exc, NAME)
-    return None
+        return None  # no stand-in: an unavailable server check then fails closed
+    return abstain("no usable offline cache of %s" % ctx.user)
 
 
 # ---------------------------------------------------------------------------
