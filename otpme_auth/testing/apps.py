@@ -167,19 +167,24 @@ class AppSandbox:
 
     def add_user(self, name, password=None, home=True):
         """A local user that exists only in the namespace (``password`` for pam_unix)."""
-        argv = ["useradd", "-s", "/bin/sh"] + (["-m"] if home else []) + [name]
-        for _ in range(100):
-            proc = self.run(argv)
-            # The overlay shows the host's /etc live: a useradd running on the host (other
-            # tests) holds /etc/passwd.lock for a moment.  Wait for it, as useradd says.
+        self._locked(["useradd", "-s", "/bin/sh"] + (["-m"] if home else []) + [name])
+        if password is not None:
+            self._locked(["chpasswd"], input="%s:%s\n" % (name, password))
+        return name
+
+    def _locked(self, argv, input=None):
+        """Run a shadow-utils command, waiting while the host's /etc/passwd is locked.
+
+        The overlay shows the host's /etc live: a useradd running on the host (other
+        tests) holds /etc/passwd.lock for a moment; wait for it, as useradd says.
+        """
+        for _ in range(200):
+            proc = self.run(argv, input=input)
             if proc.returncode == 0 or "lock" not in proc.stderr:
                 break
             time.sleep(0.1)
         if proc.returncode != 0:
-            raise RuntimeError("useradd %s failed: %s" % (name, proc.stderr))
-        if password is not None:
-            self.run(["chpasswd"], input="%s:%s\n" % (name, password), check=True)
-        return name
+            raise RuntimeError("%s failed: %s" % (" ".join(argv[:1]), proc.stderr))
 
     def user_ids(self, name):
         out = self.run(["id", "-u", name], check=True).stdout.strip()
