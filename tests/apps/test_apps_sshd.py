@@ -90,3 +90,30 @@ def test_message_timeout_does_not_slow_ssh(app_sandbox, realm):
     assert result.ok, app_sandbox.read_log()
     # Not a timing threshold on the machine's speed: a 30 s wait would be unmistakable.
     assert result.seconds < 25
+
+
+def test_the_shipped_snippets_in_debians_sshd_file(app_sandbox, realm):
+    """Seed 001 section 20: Debian's /etc/pam.d/sshd with common-auth, common-account and
+    common-session replaced by our snippets, as shipped (greetings, show_errors and the
+    default message_timeout=2 included)."""
+    from appslib import snippet
+    site = RealmSite(realm, app_sandbox, offline=True)
+    extra = "host_config=%s connect_timeout=2 offline_cache_dir=%s" % (site.conf, site.cache_dir)
+    for name in ("otpme-auth", "otpme-account", "otpme-session"):
+        snippet(app_sandbox, name, extra)
+    with open("/etc/pam.d/sshd") as fh:
+        text = fh.read()
+    for common in ("auth", "account", "session"):
+        text = text.replace("@include common-%s" % common, "@include otpme-%s" % common)
+    app_sandbox.service("sshd", text)
+    app_sandbox.start_sshd()
+    result = app_sandbox.ssh("alice", [PW], command="id -un; test -d $HOME && echo home")
+    assert result.ok, (result, app_sandbox.read_log(), app_sandbox.sshd_log())
+    assert result.output.split() == ["alice", "home"]
+    assert result.seconds < 25  # not message_timeout=2 per message: a terminal never waits
+    log = app_sandbox.read_log()
+    assert any("authenticated alice from 127.0.0.1 (by online)" in line for line in log), log
+    refused = app_sandbox.ssh("alice", ["wrong"])
+    assert not refused.ok
+    assert any("Login failed: wrong credentials." in text for text in refused.instructions) or \
+        any("wrong_credentials" in line for line in app_sandbox.read_log())
