@@ -106,3 +106,16 @@ def test_sudo_with_the_account_snippet(app_sandbox, realm):
     _services(app_sandbox, site, app_sandbox.line(site.online), name="sudo")
     ok = app_sandbox.sudo("alice", [PW], ["id", "-un"])
     assert ok.returncode == 0 and ok.stdout.strip() == "root", (ok.stderr, app_sandbox.read_log())
+
+
+def test_sudo_nopasswd_still_asks_the_realm(app_sandbox, realm):
+    """sudo runs the account phase even when a NOPASSWD rule skips authentication."""
+    site = RealmSite(realm, app_sandbox)
+    app_sandbox.write("/etc/sudoers.d/alice", "alice ALL=(ALL) NOPASSWD: ALL\n", mode=0o440)
+    _services(app_sandbox, site, app_sandbox.line(site.online), name="sudo")
+    assert app_sandbox.sudo("alice", [], ["true"]).returncode == 0, app_sandbox.read_log()
+    realm.admin("user", "disable", "alice")
+    refused = app_sandbox.sudo("alice", [], ["true"])
+    assert refused.returncode != 0
+    assert any("account of alice refused" in line and "user_disabled" in line
+               for line in app_sandbox.read_log())
