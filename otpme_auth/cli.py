@@ -33,7 +33,8 @@ def cmd_check_config(args, out):
     log = Log("check-config", to_syslog=False)
     registry = _registry(args, log)
     installed = registry.installed()
-    line = resolve(words, installed, registry.options_of, _default_verifiers(args))
+    line = resolve(words, installed, registry.options_of, _default_verifiers(args),
+                   check_idle=True)
     out.write("arguments: %s\n" % (" ".join(_quote(w) for w in words) or "(none)"))
     out.write("\nenabled plugins (in the order they run):\n")
     if not line.plugins:

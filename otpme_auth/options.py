@@ -257,8 +257,8 @@ CORE = "core"
 #: Options of seed 000 (pam_otpme) that tune a feature rather than turn it on.
 #: pam_otpme accepts them on any line (``try_first_pass message_timeout=2``);
 #: so do we: when the plugin that owns one is installed but not enabled by the
-#: line, its value is still checked (a typo fails closed) and then it has
-#: nothing to act on.  (The seed: message_timeout applies to every message;
+#: line, it has nothing to act on (``check-config`` checks its value; the login
+#: path does not import the plugin to do so).  (The seed: message_timeout applies to every message;
 #: home_skel "requires create_home"; the KDF options apply to a cache.)
 SEED_TUNING = frozenset({
     "message_timeout", "connect_timeout", "connection_timeout", "send_password",
@@ -361,8 +361,13 @@ def enables_verifier(names, installed):
     return any("otpme_auth_verify" in installed[n].hooks for n in names if n in installed)
 
 
-def resolve(args, installed, load_options, default_verifiers=()):
+def resolve(args, installed, load_options, default_verifiers=(), check_idle=False):
     """Decide which plugins a line enables and give each its typed options.
+
+    ``check_idle``: also check the values of seed 000 options whose plugin the line
+    does not enable (:data:`SEED_TUNING`), which imports that plugin; ``check-config``
+    does, the login path does not (it never imports a plugin the line does not enable,
+    and such an option does nothing there).
 
     :param args: the module arguments (pam_python's argv without the script).
     :param installed: name -> :class:`otpme_auth.registry.PluginInfo`.
@@ -439,7 +444,7 @@ def resolve(args, installed, load_options, default_verifiers=()):
         if tok.qualifier is None and tok.value is None and tok.name in enabled \
                 and tok.name not in core_names:
             continue  # a plugin name
-        why = _seed_idle(tok, declared, installed, enabled, load_options)
+        why = _seed_idle(tok, declared, installed, enabled, load_options if check_idle else None)
         if why:
             idle.append((tok.raw, why))
             continue
@@ -477,11 +482,13 @@ def _seed_idle(tok, declared, installed, enabled, load_options):
         return None
     owners = sorted(i.name for i in installed.values() if tok.name in i.options)
     if owners and tok.name in SEED_TUNING:
-        spec = next((o for o in load_options(owners[0]) if o.name == tok.name), None)
-        if spec is not None and not spec.enables:
-            _parse_value(spec, tok)  # a bad value fails closed even here
-            return "an option of plugin %s, which this line does not enable" % owners[0]
-        return None
+        if any(tok.name in installed[o].enabling for o in owners):
+            return None
+        if load_options is not None:  # check-config: the value is checked too
+            spec = next((o for o in load_options(owners[0]) if o.name == tok.name), None)
+            if spec is not None:
+                _parse_value(spec, tok)
+        return "an option of plugin %s, which this line does not enable" % owners[0]
     if owners or tok.name not in SEED_PLANNED:
         return None
     allowed = SEED_PLANNED[tok.name]

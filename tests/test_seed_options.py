@@ -47,9 +47,10 @@ def seed_options():
     return names
 
 
-def _resolve(args):
+def _resolve(args, check_idle=False):
     registry = Registry(cache_dir=None)
-    return resolve(args, registry.installed(), registry.options_of, DEFAULT_VERIFIERS)
+    return resolve(args, registry.installed(), registry.options_of, DEFAULT_VERIFIERS,
+                   check_idle=check_idle)
 
 
 def _arg(name):
@@ -87,8 +88,22 @@ def test_message_timeout_without_greeting():
     line = _resolve(["try_first_pass", "message_timeout=2"])
     assert line.plugin_names == ["online"]
     assert line.idle and "greeting" in line.idle[0][1]
+    # check-config checks the value (it imports the plugin); the login path does not.
     with pytest.raises(ConfigError, match="message_timeout"):
-        _resolve(["try_first_pass", "message_timeout=soon"])  # still checked
+        _resolve(["try_first_pass", "message_timeout=soon"], check_idle=True)
+    assert _resolve(["try_first_pass", "message_timeout=soon"]).idle
+
+
+def test_the_login_path_does_not_import_an_idle_plugin():
+    registry = Registry(cache_dir=None)
+    loaded = []
+
+    def options_of(name):
+        loaded.append(name)
+        return registry.options_of(name)
+    resolve(["try_first_pass", "message_timeout=2", "home_skel=/etc/skel"],
+            registry.installed(), options_of, DEFAULT_VERIFIERS)
+    assert loaded == ["online"]
 
 
 @pytest.mark.parametrize("arg", ["use_smartcard=true", "use_ssh_agent=true",

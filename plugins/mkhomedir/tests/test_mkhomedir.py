@@ -404,13 +404,13 @@ def test_named_plugin_enables_it(run_login, user, skel):
 
 def test_home_skel_requires_the_plugin(run_login, user, skel):
     """Seed 000: home_skel "requires create_home". Without it the option is accepted, as
-    pam_otpme accepts it (issue 9 point 9), and creates nothing; a bad value still fails."""
+    pam_otpme accepts it (issue 9 point 9), and creates nothing; with it, a bad value fails."""
     result = run_login({"v": Verifier(allow), "mkhomedir": mkhomedir},
                        "v home_skel=%s" % skel, user=user.pw_name)
     assert result.code == "SUCCESS" and not os.path.lexists(user.pw_dir)
     assert any("does nothing on this line" in line for line in result.log)
-    bad = run_login({"v": Verifier(allow), "mkhomedir": mkhomedir}, "v home_skel=relative",
-                    user=user.pw_name)
+    bad = run_login({"v": Verifier(allow), "mkhomedir": mkhomedir},
+                    "v create_home home_skel=relative", user=user.pw_name)
     assert bad.code == "SERVICE_ERR" and not os.path.lexists(user.pw_dir)
 
 
