@@ -85,7 +85,8 @@ def test_host_conf_points_at_docs_that_exist():
 
 def test_docs_links_resolve():
     """Relative links of the deployment and host pages point at files that exist."""
-    for page in ("docs/online.md", "docs/deployments.md"):
+    for page in ("docs/online.md", "docs/deployments.md", "docs/deploy-login.md",
+                 "docs/deploy-sshd.md", "docs/deploy-sudo.md"):
         text = read(page)
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
             path = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), target))
