@@ -39,14 +39,18 @@ USAGE = """objects and verbs:
          add_role/remove_role HOST ROLE | add_policy/remove_policy HOST POLICY
          accessgroup HOST GROUP | password_policy HOST POLICY
   role   add | del | show [NAME] | list | add_token/remove_token ROLE TOKEN
-         add_role/remove_role ROLE MEMBER_ROLE
+         add_role/remove_role ROLE MEMBER_ROLE | add_share/remove_share ROLE SHARE
   accessgroup add | del | show [NAME] | list | max_fail GROUP N | max_fail_reset GROUP 1m|0
          unblock GROUP USER | add_policy/remove_policy GROUP POLICY
+  share  add NAME --type nfs|cifs|sshfs|bind|tmpfs --source SRC [--options a,b=c]
+         [--mountpoint TEMPLATE (%u user, %s share)] [--ro] | del | show [NAME] | list
+         add_node/remove_node SHARE HOST (the hosts that may mount it)
+         force_group SHARE GROUP|none | force_create_mode/force_directory_mode SHARE 0770|none
   policy add NAME --type logintimes --times 'mon-fri 07:00-19:00[; sat 09:00-12:00]'
          | add NAME --type password_strength [--min-length N] | del | show [NAME] | list"""
 
 
-OBJECTS = ("user", "token", "host", "role", "accessgroup", "policy")
+OBJECTS = ("user", "token", "host", "role", "accessgroup", "policy", "share")
 
 # Verbs that are data, not code: (object, verb) -> what they change and what they say.
 #: one-argument on/off settings: (field, value, what is printed)
@@ -82,8 +86,6 @@ MEMBERS = {(obj, verb): verb for obj, verbs in {
 MEMBER_ARGS = {"token": "USER/TOKEN", "host": "HOST", "role": "ROLE", "accessgroup": "GROUP"}
 #: a user's own lists: (object, verb) -> (field, noun)
 USER_LISTS = {
-    ("user", "add_share"): ("shares", "share"),
-    ("user", "remove_share"): ("shares", "share"),
     ("user", "add_policy"): ("policies", "policy"),
     ("user", "remove_policy"): ("policies", "policy"),
 }
@@ -211,6 +213,11 @@ class Admin:
         name = args[0]
         u = c.need("user", name)
         self._show("user", name, u)
+        dangling = [s for s in u.get("shares", []) if c.get("share", s) is None]
+        if dangling:
+            # Free-form names of releases before shares were objects: never mounted.
+            self.p(f"  shares without a share object (not mounted; 'share add' them or "
+                   f"'user remove_share'): {', '.join(dangling)}")
         if u.get("auto_disable") and time.time() >= u["auto_disable"]:
             self.p("  state: disabled (auto_disable reached)")
         toks = c.list("token", owner=name)
@@ -227,6 +234,16 @@ class Admin:
         (name,) = self._args(args, 1, f"user {verb} NAME")
         realm.user_set(c, name, **changes)
         self.p(f"user {name}: {said}")
+
+    def user_add_share(self, c, args, opts):
+        name, share = self._args(args, 2, "user add_share NAME SHARE")
+        realm.share_grant(c, "user", name, share, True)
+        self.p(f"user {name}: share {share} added")
+
+    def user_remove_share(self, c, args, opts):
+        name, share = self._args(args, 2, "user remove_share NAME SHARE")
+        realm.share_grant(c, "user", name, share, False)
+        self.p(f"user {name}: share {share} removed")
 
     def _user_list(self, c, args, verb, field, noun):
         name, value = self._args(args, 2, f"user {verb} NAME {noun.upper()}")
@@ -475,6 +492,55 @@ class Admin:
 
 
 
+    def role_add_share(self, c, args, opts):
+        name, share = self._args(args, 2, "role add_share ROLE SHARE")
+        realm.share_grant(c, "role", name, share, True)
+        self.p(f"role {name}: share {share} added")
+
+    def role_remove_share(self, c, args, opts):
+        name, share = self._args(args, 2, "role remove_share ROLE SHARE")
+        realm.share_grant(c, "role", name, share, False)
+        self.p(f"role {name}: share {share} removed")
+
+    # -- shares ------------------------------------------------------------------
+
+    def share_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "share add NAME --type TYPE --source SRC [--options ...] "
+                                      "[--mountpoint TEMPLATE] [--ro]")
+        if not opts.type:
+            raise InvalidValue(f"share '{name}': give --type {'|'.join(realm.SHARE_TYPES)}")
+        realm.share_add(c, name, opts.type, opts.source, opts.options, opts.mountpoint, opts.ro)
+        self.p(f"share {name} ({opts.type}) added; 'share add_node {name} HOST' lets a host mount it")
+
+    def share_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "share del NAME")
+        realm.share_del(c, name)
+        self.p(f"share {name} deleted")
+
+    def share_add_node(self, c, args, opts):
+        name, host = self._args(args, 2, "share add_node SHARE HOST")
+        realm.share_node(c, name, host, True)
+        self.p(f"share {name}: node {host} added")
+
+    def share_remove_node(self, c, args, opts):
+        name, host = self._args(args, 2, "share remove_node SHARE HOST")
+        realm.share_node(c, name, host, False)
+        self.p(f"share {name}: node {host} removed")
+
+    def _share_force(self, c, args, field):
+        name, value = self._args(args, 2, f"share {field} SHARE VALUE|none")
+        realm.share_force(c, name, field, value)
+        self.p(f"share {name}: {field} {value}")
+
+    def share_force_group(self, c, args, opts):
+        return self._share_force(c, args, "force_group")
+
+    def share_force_create_mode(self, c, args, opts):
+        return self._share_force(c, args, "force_create_mode")
+
+    def share_force_directory_mode(self, c, args, opts):
+        return self._share_force(c, args, "force_directory_mode")
+
     # -- access groups -----------------------------------------------------------
 
     def accessgroup_add(self, c, args, opts):
@@ -572,6 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--force", action="store_true", help="accepted for OTPme compatibility; never asks")
     p.add_argument("--type")
     p.add_argument("--times", help="login times of a logintimes policy")
+    p.add_argument("--source", help="share add: what to mount (type-specific)")
+    p.add_argument("--options", help="share add: mount options, comma separated (no secrets)")
+    p.add_argument("--mountpoint", help="share add: mount point template (%%u user, %%s share; "
+                   "relative to the host's automount_root)")
+    p.add_argument("--ro", action="store_true", help="share add: mount read-only")
     p.add_argument("--min-length", type=int, default=8)
     p.add_argument("--digits", type=int, default=6)
     p.add_argument("--period", type=int, default=30)

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_ssh_publ
 from . import otp
 from .crypto import cert_fingerprint, load_ca, sign_host_csr, cert_pem
 from .errors import BadRequest
-from .realm import times_allow
+from .realm import share_for_host, times_allow
 
 log = logging.getLogger("otpme_auth_server")
 
@@ -124,7 +124,7 @@ class Engine:
         self.passwords = passwords
         self.tz = ZoneInfo(cfg["timezone"])
         self.gen = -1
-        self.objs = {"host": {}, "role": {}, "accessgroup": {}, "policy": {}}
+        self.objs = {"host": {}, "role": {}, "accessgroup": {}, "policy": {}, "share": {}}
         self._secrets = {}  # (token name, sealed) -> decrypted secret, per process
         self._cpu = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="argon2")
         self._dummy_hash = passwords.hash(_DUMMY_HASH_PW)
@@ -273,6 +273,34 @@ class Engine:
                 allowed.update(role.get("tokens", []))
                 todo.extend(role.get("roles", []))
         return allowed
+
+    def _shares(self, u: dict, token: str, host_name: str) -> list[dict]:
+        """The share definitions this login may mount on ``host``: the user's own shares
+        and those of every role holding the login token (directly or nested), each only
+        when the host is one of the share's nodes.  A name without a share object (a
+        free-form name of older releases) is skipped."""
+        names = list(u.get("shares", []))
+        roles = self.objs["role"]
+        direct = {r for r, obj in roles.items() if token in obj.get("tokens", [])}
+        for r, obj in roles.items():
+            seen, todo = set(), [r]
+            while todo:
+                x = todo.pop()
+                if x in seen:
+                    continue
+                seen.add(x)
+                if x in direct:
+                    names.extend(obj.get("shares", []))
+                    break
+                todo.extend(roles.get(x, {}).get("roles", []))
+        out, seen_names = [], set()
+        for n in names:
+            share = self.objs["share"].get(n)
+            if n in seen_names or share is None or host_name not in share.get("nodes", []):
+                continue
+            seen_names.add(n)
+            out.append(share_for_host(n, share))
+        return out
 
     def _secret(self, name: str, tok: dict) -> bytes:
         key = (name, tok["secret"])
@@ -514,7 +542,7 @@ class Engine:
                                  self._logins % 1000 == 1)  # expired sessions go now and then
         except Refused:
             raise Refused("wrong_credentials", matched) from None  # replay: the slot stays taken
-        return self._success(user, u, matched, tok, toks, counters, consume, host, sid, expires, now)
+        return self._success(user, u, matched, tok, toks, counters, consume, host_name, host, sid, expires, now)
 
     def _times_ok(self, now, *objs) -> bool:
         local = datetime.datetime.fromtimestamp(now, self.tz)
@@ -659,7 +687,7 @@ class Engine:
                           t.get("digits"), t.get("algorithm", "SHA1"), t.get("period")])
         return self.box.offline_revision(parts)
 
-    def _success(self, user, u, name, tok, toks, counters, consume, host, sid, expires, now) -> dict:
+    def _success(self, user, u, name, tok, toks, counters, consume, host_name, host, sid, expires, now) -> dict:
         pol = self.objs["policy"].get(host.get("password_policy") or "")
         allowed = self._host_tokens(host)
         return {
@@ -669,7 +697,7 @@ class Engine:
             "token_type": tok["type"],
             "session": {"id": sid, "expires": expires, "keep": bool(tok.get("session_keep"))},
             "offline": [self._offline(name, tok, toks, counters, consume, now)] if tok.get("offline") else [],
-            "shares": list(u.get("shares", [])),
+            "shares": self._shares(u, name, host_name),
             # For start_ssh_agent=auto: the user's ssh keys usable on this host.
             "ssh_keys": sorted(t["public_key"] for n, t in toks.items() if t["type"] == "ssh"
                                and t.get("enabled", True) and (allowed is None or n in allowed)),

@@ -348,6 +348,11 @@ def host_new_jotp(c, box: SecretBox, name: str) -> str:
 
 def host_del(c, name: str) -> None:
     c.delete("host", name)
+    # A host added again under the same name starts without the old one's shares.
+    for sname, share in c.list("share"):
+        if name in share.get("nodes", []):
+            share["nodes"].remove(name)
+            c.update("share", sname, share)
     c.execute("DELETE FROM joins WHERE host = ?", (name,))
 
 
@@ -392,7 +397,7 @@ def role_closure(c, name: str) -> set[str]:
 
 def role_add(c, name: str) -> None:
     check_name("role", name)
-    c.insert("role", name, {"tokens": [], "roles": []})
+    c.insert("role", name, {"tokens": [], "roles": [], "shares": []})
 
 
 def role_del(c, name: str) -> None:
@@ -461,3 +466,149 @@ def times_allow(times: list[str], weekday: int, minute: int) -> bool:
         if in_days and s <= minute < e:
             return True
     return False
+
+
+# -- shares ----------------------------------------------------------------------
+#
+# A share is an object (seed 001 §24): what to mount, how, and which hosts ("nodes") may
+# mount it.  Users and roles refer to shares by name; the login answer carries the
+# definitions of the user's shares that the host may mount (docs/protocol.md).  Nothing
+# in a share is secret: mount credentials are never stored in one (options that carry a
+# password are refused), so a share may sit in the offline cache in the clear.
+
+SHARE_TYPES = ("nfs", "cifs", "sshfs", "bind", "tmpfs")
+#: the force_* settings and the share types whose mount helper can apply them
+SHARE_FORCE = {"force_group": ("cifs", "sshfs"), "force_create_mode": ("cifs",),
+               "force_directory_mode": ("cifs",)}
+_SHARE_SOURCE = {
+    "nfs": (re.compile(r"[A-Za-z0-9.\-\[\]:]+:/[^\s,]*"), "HOST:/PATH"),
+    "cifs": (re.compile(r"//[A-Za-z0-9.\-\[\]:]+/[^\s,]+"), "//HOST/SHARE"),
+    "sshfs": (re.compile(r"(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?[A-Za-z0-9.\-\[\]:]+:[^\s,]*"),
+              "[USER@]HOST:[PATH]"),
+    "bind": (re.compile(r"/[^\s,]*"), "an absolute path"),
+    "tmpfs": (re.compile(r"tmpfs"), "tmpfs"),
+}
+_OPTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/=+-]{0,127}")
+#: option names that would put a secret (or its file) into a share that travels in the clear
+_SECRET_OPTIONS = ("password", "pass", "credentials", "cred", "password2", "passwd",
+                   "password_stdin", "passfile", "identityfile", "ssh_command", "sshfs_sync",
+                   "ssh_protocol", "directport")
+_MOUNTPOINT_RE = re.compile(r"[A-Za-z0-9%._/@+-]{1,255}")
+_GROUP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|\d{1,10}")
+
+
+def parse_share_options(name: str, text: str | None) -> list[str]:
+    """``a,b=c`` -> ["a", "b=c"]; refuses options carrying a secret and odd characters."""
+    if not text:
+        return []
+    out = []
+    for opt in text.split(","):
+        opt = opt.strip()
+        if not _OPTION_RE.fullmatch(opt):
+            raise InvalidValue(f"share '{name}': mount option {opt[:40]!r} is not valid "
+                               "(letters, digits and _ . : / = + -)")
+        key = opt.split("=", 1)[0].lower()
+        if key in _SECRET_OPTIONS:
+            raise InvalidValue(f"share '{name}': option '{key}' would store a secret in the share; "
+                               "mount credentials never go into a share (docs/automount.md)")
+        out.append(opt)
+    return out
+
+
+def _check_mountpoint(name: str, template: str) -> str:
+    if not _MOUNTPOINT_RE.fullmatch(template) or ".." in template.split("/"):
+        raise InvalidValue(f"share '{name}': mount point {template[:60]!r} is not valid (a path "
+                           "of letters, digits, % . _ / @ + -, no '..'; %u = user, %s = share)")
+    return template
+
+
+def share_add(c, name: str, stype: str, source: str | None, options: str | None = None,
+              mountpoint: str | None = None, ro: bool = False) -> dict:
+    check_name("share", name)
+    if stype not in SHARE_TYPES:
+        raise InvalidValue(f"share '{name}': type {stype!r} is not one of {', '.join(SHARE_TYPES)}")
+    if stype == "tmpfs" and not source:
+        source = "tmpfs"
+    pattern, form = _SHARE_SOURCE[stype]
+    if not source or not pattern.fullmatch(source) or len(source) > 1024:
+        raise InvalidValue(f"share '{name}': a {stype} share needs --source {form}")
+    data = {"type": stype, "source": source, "options": parse_share_options(name, options),
+            "mountpoint": _check_mountpoint(name, mountpoint) if mountpoint else None,
+            "ro": bool(ro), "nodes": [], "force_group": None, "force_create_mode": None,
+            "force_directory_mode": None, "created": int(time.time())}
+    c.insert("share", name, data)
+    return data
+
+
+def share_del(c, name: str) -> None:
+    c.need("share", name)
+    for kind in ("user", "role"):
+        for oname, obj in c.list(kind):
+            if name in obj.get("shares", []):
+                obj["shares"].remove(name)
+                c.update(kind, oname, obj)
+    c.delete("share", name)
+
+
+def share_node(c, name: str, host: str, add: bool) -> None:
+    share = c.need("share", name)
+    if add:
+        c.need("host", host)
+        if host in share["nodes"]:
+            raise InvalidValue(f"share '{name}' has node '{host}' already")
+        share["nodes"].append(host)
+    else:
+        if host not in share["nodes"]:
+            raise InvalidValue(f"share '{name}' has no node '{host}'")
+        share["nodes"].remove(host)
+    c.update("share", name, share)
+
+
+def share_force(c, name: str, field: str, value: str) -> None:
+    """Set (``none``: clear) force_group / force_create_mode / force_directory_mode."""
+    share = c.need("share", name)
+    if share["type"] not in SHARE_FORCE[field]:
+        raise InvalidValue(f"share '{name}': {field} is not supported by {share['type']} shares "
+                           f"(only {', '.join(SHARE_FORCE[field])})")
+    if value == "none":
+        share[field] = None
+    elif field == "force_group":
+        if not _GROUP_RE.fullmatch(value):
+            raise InvalidValue(f"share '{name}': force_group {value[:40]!r} is not a group name or GID")
+        share[field] = value
+    else:
+        if not re.fullmatch(r"0?[0-7]{3,4}", value) or int(value, 8) > 0o7777:
+            raise InvalidValue(f"share '{name}': {field} {value[:20]!r} is not an octal mode like 0770")
+        share[field] = "%04o" % int(value, 8)
+    c.update("share", name, share)
+
+
+def share_grant(c, kind: str, name: str, share: str, add: bool) -> None:
+    """``user add_share`` / ``role add_share``: refer to a share object by name.
+
+    Users of releases before shares were objects hold free-form names; such a name keeps
+    working as a reference as soon as a share object of that name exists, and can always
+    be removed; a new one must name an existing share."""
+    obj = c.need(kind, name)
+    shares = obj.setdefault("shares", [])
+    if add:
+        if c.get("share", share) is None:
+            raise InvalidValue(f"share '{share}' does not exist: shares are objects now; create "
+                               f"it with 'share add {share} --type TYPE --source ...' first")
+        if share in shares:
+            raise InvalidValue(f"{kind} '{name}' has share '{share}' already")
+        shares.append(share)
+    else:
+        if share not in shares:
+            raise InvalidValue(f"{kind} '{name}' has no share '{share}'")
+        shares.remove(share)
+    c.update(kind, name, obj)
+
+
+def share_for_host(name: str, share: dict) -> dict:
+    """What the login answer carries of one share (public data only)."""
+    return {"name": name, "type": share["type"], "source": share["source"],
+            "options": list(share.get("options", [])), "mountpoint": share.get("mountpoint"),
+            "ro": bool(share.get("ro")), "force_group": share.get("force_group"),
+            "force_create_mode": share.get("force_create_mode"),
+            "force_directory_mode": share.get("force_directory_mode")}
