@@ -132,6 +132,8 @@ def test_walkthrough(realm_dir, server, tmp_path):
     adm_ok(d, "token", "enable_offline", "alice/pass")
     adm_ok(d, "token", "enable_session_keep", "alice/pass")
     adm_ok(d, "user", "enable_auto_mount", "alice")
+    adm_ok(d, "share", "add", "testshare", "--type", "nfs", "--source", "nfs1:/export/%u")
+    adm_ok(d, "share", "add_node", "testshare", "h1")
     adm_ok(d, "user", "add_share", "alice", "testshare")
     _, pre = h1.preauth("alice")
     assert pre["methods"] == [{"type": "password", "password_required": True, "otp_len": 6,
@@ -147,7 +149,7 @@ def test_walkthrough(realm_dir, server, tmp_path):
     adm_ok(d, "user", "unblock", "alice")
     body = ok(h1.auth("alice", PW + pin + code))
     assert body["session"]["keep"] is True
-    assert body["shares"] == ["testshare"] and body["auto_mount"] is True
+    assert [s["name"] for s in body["shares"]] == ["testshare"] and body["auto_mount"] is True
     assert "alice" in body["greeting"]
     assert body["password_policy"]["name"] == "password_strength"
     (off,) = body["offline"]
