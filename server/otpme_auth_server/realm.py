@@ -483,7 +483,7 @@ SHARE_FORCE = {"force_group": ("cifs", "sshfs"), "force_create_mode": ("cifs",),
 _SHARE_SOURCE = {
     "nfs": (re.compile(r"[A-Za-z0-9.\-\[\]:]+:/[^\s,]*"), "HOST:/PATH"),
     "cifs": (re.compile(r"//[A-Za-z0-9.\-\[\]:]+/[^\s,]+"), "//HOST/SHARE"),
-    "sshfs": (re.compile(r"(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?[A-Za-z0-9.\-\[\]:]+:[^\s,]*"),
+    "sshfs": (re.compile(r"(?:(?:%u|[A-Za-z0-9._][A-Za-z0-9._-]*)@)?[A-Za-z0-9.\-\[\]:]+:[^\s,]*"),
               "[USER@]HOST:[PATH]"),
     "bind": (re.compile(r"/[^\s,]*"), "an absolute path"),
     "tmpfs": (re.compile(r"tmpfs"), "tmpfs"),

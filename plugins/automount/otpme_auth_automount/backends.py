@@ -25,13 +25,13 @@ def _helper(name):
     return found
 
 
-def run_helper(argv, timeout, stdin=None):
+def run_helper(argv, timeout, stdin=None, env=None):
     """Run ``argv`` (its program looked up in the sbin dirs); MountError on failure or timeout."""
     argv = [_helper(argv[0])] + list(argv[1:])
+    environ = dict(env or {}, PATH=":".join(SBIN), LC_ALL="C")
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, close_fds=True, env={"PATH": ":".join(SBIN),
-                                                                         "LC_ALL": "C"})
+                            start_new_session=True, close_fds=True, env=environ, cwd="/")
     try:
         out, _ = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -91,9 +91,19 @@ def cifs(share, source, target, opts, entry, timeout):
 
 
 def sshfs(share, source, target, opts, entry, timeout):
-    """Public key authentication only (BatchMode: never a password prompt)."""
+    """sshfs mounts (root opens /dev/fuse) but its ssh runs as the user (``setpriv`` in
+    ``ssh_command``): the user's own keys, agent-less, known_hosts; public key
+    authentication only (``BatchMode``: never a password prompt, an unknown host key
+    fails).  Files show as the user's (``uid``/``gid``), access is checked by the kernel
+    (``default_permissions``)."""
+    setpriv = _helper("setpriv")
+    ssh = _helper("ssh")
     extra = ["BatchMode=yes", "allow_other", "default_permissions",
-             "uid=%d" % entry.pw_uid, "gid=%d" % entry.pw_gid]
+             "uid=%d" % entry.pw_uid, "gid=%d" % entry.pw_gid,
+             "ssh_command=%s --reuid=%d --regid=%d --init-groups %s"
+             % (setpriv, entry.pw_uid, entry.pw_gid, ssh)]
+    if share.get("force_group"):
+        extra[4] = "gid=%s" % share["force_group"]
     run_helper(["sshfs", "-o", ",".join(opts + extra), "--", source, target], timeout)
 
 

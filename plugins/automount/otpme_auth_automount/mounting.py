@@ -229,7 +229,17 @@ def mount_share(share, entry, options, have, log):
     fd = make_mount_point(root, target, entry)
     try:
         source = str(share.get("source", "")).replace("%u", entry.pw_name)
-        backend(share, source, target, opts, entry, options.automount_timeout)
+        try:
+            backend(share, source, target, opts, entry, options.automount_timeout)
+        except MountError:
+            # A helper killed half-way (sshfs mounts before its ssh has answered) may
+            # leave a dead mount behind: detach it, so the share is cleanly absent.
+            if target in mounted_targets():
+                try:
+                    run_helper(["umount", "-l", target], options.automount_timeout)
+                except MountError as exc:
+                    log.warning("share %s: %s" % (share["name"], exc), NAME)
+            raise
     finally:
         os.close(fd)
     return target

@@ -1,0 +1,1 @@
+from test_automount_pam import ns  # noqa: F401  (the namespace fixture for every test file)
