@@ -199,3 +199,25 @@ def test_a_crashed_session_does_not_keep_the_mounts_forever(setup, pam_harness, 
         assert [x["pid"] for x in json.load(f)["sessions"]] == [b.proc.pid]
     b.close()
     assert ns.mounts_below(root) == {}
+
+
+def test_many_sessions_at_once_mount_once_and_the_last_close_unmounts(setup, pam_harness, ns,
+                                                                      realm):
+    s = setup
+    root, user = s["root"], s["user"]
+    # Logins in flight hold failure slots until they succeed: no limit for this crowd.
+    realm.admin("accessgroup", "max_fail", "LOGIN", "0")
+    sessions = [Session(pam_harness, ns, "login", user) for _ in range(12)]
+    for x in sessions:
+        wait_for_session(s["state"], x.proc.pid, x.proc)
+    assert set(ns.mounts_below(root)) == {root + "/data", root + "/scratch"}  # each once
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(len(sessions)) as pool:
+        list(pool.map(Session.close, sessions[:-1]))
+    assert set(ns.mounts_below(root)) == {root + "/data", root + "/scratch"}
+    sessions[-1].close()
+    assert ns.mounts_below(root) == {}
+    with open(s["state"]) as f:
+        state = json.load(f)
+    assert state["sessions"] == [] and state["mounts"] == []
+    assert os.stat(s["state"]).st_mode & 0o077 == 0 and os.stat(s["state"]).st_uid == 0
