@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -28,14 +29,25 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare")
 
 
 class Namespace:
-    """A private mount namespace kept alive by a ``sleep``; commands enter it by PID."""
+    """A private mount namespace kept alive by a ``sleep``; commands enter it by PID.
 
-    def __init__(self):
-        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
-                                      "sleep", "infinity"])
-        for _ in range(200):
-            if os.readlink("/proc/%d/ns/mnt" % self.proc.pid) != os.readlink("/proc/self/ns/mnt"):
+    Its ``/tmp`` is an empty tmpfs (pam_wrapper's few ``/tmp/pam.X`` names are then all
+    ours, whatever else runs on the machine) with pytest's temp root bound back in place,
+    so the test's paths are the same inside and out."""
+
+    def __init__(self, pytest_root):
+        keep = tempfile.mkdtemp(prefix="otpme-automount-ns-", dir="/var/tmp")
+        self.keep = keep
+        script = ('mount --bind "$1" "$2" && mount -t tmpfs -o mode=1777 otpme-test-tmp /tmp'
+                  ' && mkdir -m 700 "$1" && mount --bind "$2" "$1" && exec sleep infinity')
+        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                                      "sh", "-c", script, "sh", pytest_root, keep])
+        for _ in range(500):
+            out = subprocess.run(self.argv("findmnt", "-rn", "-o", "TARGET", pytest_root),
+                                 capture_output=True, text=True).stdout
+            if out.strip() == pytest_root:
                 break
+            assert self.proc.poll() is None, "the namespace did not start"
             time.sleep(0.01)
 
     def argv(self, *cmd):
@@ -56,11 +68,12 @@ class Namespace:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+        os.rmdir(self.keep)
 
 
 @pytest.fixture
-def ns():
-    n = Namespace()
+def ns(tmp_path_factory):
+    n = Namespace(str(tmp_path_factory.getbasetemp().parent))
     yield n
     n.stop()
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def base():
     """A directory the test user can walk through (pytest's temp dirs are root's 0700)."""
-    d = tempfile.mkdtemp(prefix="otpme-automount-")
+    d = tempfile.mkdtemp(prefix="otpme-automount-", dir="/var/tmp")
     os.chmod(d, 0o755)
     yield pathlib.Path(d)
     shutil.rmtree(d, ignore_errors=True)
