@@ -98,6 +98,18 @@ class Session:
         return out
 
 
+def no_argv_holds(secret):
+    """No process on the machine has ``secret`` on its command line."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    assert secret.encode() not in f.read(), "secret on the argv of %s" % pid
+            except OSError:
+                pass
+    return True
+
+
 def wait_for_session(state_file, pid, proc):
     """Until the state file lists ``pid`` as a session (its open_session finished)."""
     for _ in range(3000):
@@ -181,6 +193,7 @@ def test_online_offline_two_sessions_refusals(setup, pam_harness, ns, realm):
     b = Session(pam_harness, ns, "login", user)
     wait_for_session(s["state"], b.proc.pid, b.proc)
     assert set(ns.mounts_below(root)) == {root + "/data", root + "/scratch"}
+    assert no_argv_holds(PW)
     a.close()
     assert set(ns.mounts_below(root)) == {root + "/data", root + "/scratch"}
     b.close()  # the last close unmounts

@@ -15,7 +15,7 @@ import pytest
 
 from otpme_auth.testing.procs import free_port, stop_process, wait_for_port
 
-from test_automount_pam import PW, Session, wait_for_session
+from test_automount_pam import PW, Session, no_argv_holds, wait_for_session
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("sshfs") or not os.path.exists("/usr/sbin/sshd")
@@ -116,6 +116,7 @@ def test_sshfs_against_a_real_sshd(pam_harness, system_user, realm, base, ns, ss
                                      root + "/remote/remote.txt"),
                              capture_output=True, text=True)
     assert listing.stdout == "served over sftp\n", listing.stderr
+    assert no_argv_holds(PW)  # sshfs and its ssh are running now
     s.close()
     assert ns.mounts_below(root) == {}
     assert PW not in "\n".join(pam_harness.read_log())
