@@ -143,10 +143,12 @@ def setup(pam_harness, system_user, realm, tmp_path):
     a("share", "add", "notforh1", "--type", "tmpfs")
     a("share", "add", "escapes", "--type", "tmpfs", "--mountpoint", str(outside))
     a("share", "add", "linked", "--type", "tmpfs", "--mountpoint", "linked/inner")
-    for share in ("data", "scratch", "escapes", "linked"):
+    # No NFS here (no mount.nfs, no nfs in this kernel): one clear line, the rest mounts.
+    a("share", "add", "nfsshare", "--type", "nfs", "--source", "127.0.0.1:/export/%u")
+    for share in ("data", "scratch", "escapes", "linked", "nfsshare"):
         a("share", "add_node", share, "h1")
     a("share", "add_node", "notforh1", "h2")
-    for share in ("data", "scratch", "notforh1", "escapes", "linked"):
+    for share in ("data", "scratch", "notforh1", "escapes", "linked", "nfsshare"):
         a("user", "add_share", user, share)
     a("user", "enable_auto_mount", user)
     realm.start()
@@ -189,6 +191,10 @@ def test_online_offline_two_sessions_refusals(setup, pam_harness, ns, realm):
     assert "outside" in log and "(automount_root)" in log
     assert "is a symlink or not a directory: refused" in log
     assert "notforh1" not in log  # the server never sent it to h1
+    nfs_line = [x for x in log.splitlines() if "share nfsshare of %s not mounted" % user in x]
+    assert nfs_line, log
+    if not shutil.which("mount.nfs", path="/usr/sbin:/sbin"):
+        assert "the mount helper mount.nfs is not installed" in nfs_line[0]
     # A second session of the same user: nothing mounted twice, nothing unmounted.
     b = Session(pam_harness, ns, "login", user)
     wait_for_session(s["state"], b.proc.pid, b.proc)
