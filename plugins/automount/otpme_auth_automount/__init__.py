@@ -28,7 +28,7 @@ A share that cannot be mounted is logged and skipped: the session still opens.
 import json
 import os
 
-from otpme_auth import StateFileError, hookimpl, path, seconds, text
+from otpme_auth import Option, StateFileError, hookimpl, path, seconds
 from otpme_auth.keys import LOGIN_ANSWER
 
 NAME = "automount"
@@ -42,9 +42,9 @@ def otpme_auth_declare_options():
         path("automount_root", DEFAULT_ROOT,
              "directory the shares are mounted below (%u = user name); a share whose mount "
              "point is outside it is refused", placeholders=()),
-        text("automount_allow_options", "",
-             "comma separated options a share may use to drop nosuid/nodev/noexec: suid, dev, "
-             "exec (default: none)", allow_empty=True),
+        Option("automount_allow_options", _allow_options, "",
+               "comma separated options a share may use to lift nosuid/nodev: suid, dev, exec "
+               "(default: none)", kind="text"),
         seconds("automount_timeout", 10.0, "seconds one mount or unmount may take before its "
                 "helper is killed", maximum=600),
         path("automount_state_dir", DEFAULT_STATE_DIR,
@@ -79,6 +79,14 @@ def otpme_auth_open_session(ctx, options):
 def otpme_auth_close_session(ctx, options):
     from . import mounting
     mounting.close_session(ctx, options)
+
+
+def _allow_options(value):
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in ("suid", "dev", "exec")]
+    if bad:
+        raise ValueError("%s: only suid, dev and exec may be allowed" % ", ".join(bad)[:60])
+    return ",".join(names)
 
 
 def _state(options, user):

@@ -58,3 +58,12 @@ def test_options_that_carry_secrets_or_odd_text_are_refused(opt):
 def test_a_missing_helper_is_one_clear_line():
     with pytest.raises(MountError, match="the mount helper mount.nosuchfs is not installed"):
         run_helper(["mount.nosuchfs", "a", "b"], 5)
+
+
+def test_allow_options_takes_only_suid_dev_exec(run_login):
+    import otpme_auth_automount as automount
+    from otpme_auth.testing import options_for
+    assert options_for(automount, "automount_allow_options=suid,dev",
+                       name="automount").automount_allow_options == "suid,dev"
+    with pytest.raises(Exception, match="only suid, dev and exec"):
+        options_for(automount, "automount_allow_options=suid,nosuidx", name="automount")
