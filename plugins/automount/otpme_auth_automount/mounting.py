@@ -72,7 +72,7 @@ def open_session(ctx, options):
                     target = mount_share(share, entry, options, have, ctx.log)
                 except MountError as exc:
                     ctx.log.warning("share %s of %s not mounted: %s" % (
-                        _safe_name(share), user, exc), NAME)
+                        _safe_name(share), user, _clean(exc)), NAME)
                     continue
                 if target:
                     data["mounts"].append({"share": share["name"], "target": target})
@@ -116,6 +116,11 @@ def unmount(target, timeout):
         run_helper(["umount", target], timeout)
     except MountError:
         run_helper(["umount", "-l", target], timeout)
+
+
+def _clean(text):
+    """One printable line of ``text`` (paths and helper output come from elsewhere)."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))[:300]
 
 
 def _safe_name(share):

@@ -67,3 +67,10 @@ def test_allow_options_takes_only_suid_dev_exec(run_login):
                        name="automount").automount_allow_options == "suid,dev"
     with pytest.raises(Exception, match="only suid, dev and exec"):
         options_for(automount, "automount_allow_options=suid,nosuidx", name="automount")
+
+
+def test_log_text_from_a_share_is_one_printable_line():
+    from otpme_auth_automount.mounting import _clean
+    with pytest.raises(MountError) as exc:
+        mount_point({"name": "s", "mountpoint": "/etc/\x1b[2Jx\nfake: line"}, "alice", ROOT)
+    assert _clean(exc.value).isprintable() and "\n" not in _clean(exc.value)
