@@ -7,9 +7,11 @@ the test can read.
 """
 
 import os
+import random
 import shutil
 import subprocess
 import sys
+import time
 
 from ..install import PAM_PYTHON, render_script, site_dirs
 
@@ -172,11 +174,18 @@ class PamHarness:
         item_args = []
         for name, value in (items or {}).items():
             item_args += ["-I", "%s=%s" % (name, value)]
-        proc = subprocess.run(
-            as_user_prefix(as_user, private_tmp)
-            + ["pamtester"] + item_args + [service, user] + list(functions or ("authenticate",)),
-            input="".join(a + "\n" for a in answers), capture_output=True, text=True,
-            env=environ, timeout=timeout)
+        argv = (as_user_prefix(as_user, private_tmp) + ["pamtester"] + item_args
+                + [service, user] + list(functions or ("authenticate",)))
+        for attempt in range(40):
+            proc = subprocess.run(argv, input="".join(a + "\n" for a in answers),
+                                  capture_output=True, text=True, env=environ, timeout=timeout)
+            # pam_wrapper has 36 names for its per-process directory (/tmp/pam.0-Z), shared by
+            # the whole machine: when all are taken, its start-up fails before pam_start, so
+            # nothing of the login ran and the run is simply repeated.
+            if not (proc.returncode and "pwrap_init" in proc.stderr + proc.stdout
+                    and "Failed to find a possible path" in proc.stderr + proc.stdout):
+                break
+            time.sleep(0.05 + random.random() * 0.2)
         return PamResult(proc, self.log_path)
 
     def share_with(self, user):
