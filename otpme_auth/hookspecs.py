@@ -107,6 +107,22 @@ def otpme_auth_collect_credentials(ctx, options):
     """
 
 
+@hookspec
+def otpme_auth_credentials_collected(ctx, options):
+    """Act on what the user typed, after every prompt and before any verifier.
+
+    Runs once per collection (again on the try_first_pass retry), in line
+    order, after every ``collect_credentials`` hook.  For what needs the
+    credential itself before a verifier can reach its server: bringing a
+    switch port up with 802.1x (the ``dot1x`` plugin) between the password
+    prompt and ``online``'s request.  Never prompt here; never decide here
+    (raise :class:`~otpme_auth.errors.LoginRefused` only to refuse outright).
+    Data for the verifiers travels on ``ctx.stash`` under the producer's keys.
+
+    :returns: ignored (return ``None``).
+    """
+
+
 # ---------------------------------------------------------------------------
 # Phase 3: verification
 # ---------------------------------------------------------------------------

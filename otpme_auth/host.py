@@ -81,6 +81,9 @@ class Host:
     def collect_credentials(self, ctx):
         return self.call("otpme_auth_collect_credentials", ctx)
 
+    def credentials_collected(self, ctx):
+        return self.call("otpme_auth_credentials_collected", ctx)
+
     def verify(self, ctx):
         return self.call("otpme_auth_verify", ctx)
 

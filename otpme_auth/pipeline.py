@@ -72,6 +72,7 @@ def _decide(host, ctx):
     has_fallback = bool(host.implementers("otpme_auth_verify_fallback"))
     for attempt in (1, 2):
         host.collect_credentials(ctx)
+        host.credentials_collected(ctx)
         primary = [as_decision(r, n) for n, r in host.verify(ctx)]
         fallback_used = []
 

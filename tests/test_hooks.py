@@ -95,6 +95,23 @@ def test_hook_collect_credentials():
     assert result.code == "AUTH_ERR"
 
 
+def test_hook_credentials_collected():
+    """After every prompt (whatever the line order), before any verifier, with the typed secret."""
+    order = []
+
+    def bring_up(ctx):
+        order.append(("link", ctx.credentials[PASSWORD].matches("secret")))
+    link = make_plugin("link", otpme_auth_credentials_collected=bring_up,
+                       otpme_auth_collect_credentials=lambda ctx: order.append("ask-link"))
+    pw = make_plugin(
+        "pw", otpme_auth_collect_credentials=lambda ctx: order.append("ask") or ctx.ask_authtok(),
+        otpme_auth_verify=lambda ctx: order.append("verify") or allow())
+    # link is named first: its hook still runs after pw's prompt
+    result = run_login({"link": link, "pw": pw}, "link pw", answers=["secret"])
+    result.assert_code("SUCCESS")
+    assert order == ["ask-link", "ask", ("link", True), "verify"]
+
+
 from otpme_auth import Key  # noqa: E402
 
 CODE = Key("test-code")
