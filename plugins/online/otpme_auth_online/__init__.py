@@ -27,7 +27,7 @@ from otpme_auth import (
 from otpme_auth.keys import GREETING, LOGIN_ANSWER
 
 from .keys import (
-    CHALLENGE_RESPONSE, CHALLENGES, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED,
+    CHALLENGE_RESPONSE, CHALLENGES, DOT1X_LINK_UP, DOT1X_PENDING, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED,
     PROMPT_HINT, SMARTCARD,
 )
 
@@ -87,6 +87,11 @@ def _preauth(ctx, options):
         return
     if ctx.stash.get(OFFLINE_FIRST):
         ctx.stash[_UNREACHABLE] = "not asked: %s" % ctx.stash[OFFLINE_FIRST]
+        return
+    if ctx.stash.get(DOT1X_PENDING) and not ctx.stash.get(DOT1X_LINK_UP):
+        # The port is locked until 802.1x uses what the user is about to type: do not wait
+        # connect_timeout for nothing; verify connects once dot1x says the link is up.
+        ctx.stash[_UNREACHABLE] = "not asked: %s" % ctx.stash[DOT1X_PENDING]
         return
     client = Client(config.servers, config.ca_file, config.cert_file, config.key_file,
                     options.connect_timeout, options.connection_timeout)
@@ -157,6 +162,11 @@ def otpme_auth_verify(ctx, options):
 
     from .client import Unreachable
     client = ctx.stash.get(_CLIENT)
+    if client is None and ctx.stash.get(DOT1X_LINK_UP) and ctx.stash.get(DOT1X_PENDING):
+        # 802.1x brought the link up after the prompt: ask the server now (once).
+        del ctx.stash[DOT1X_PENDING]
+        _preauth(ctx, options)
+        client = ctx.stash.get(_CLIENT)
     if client is None:
         return unavailable(ctx.stash.get(_UNREACHABLE, "no server reachable"))
     request = {"user": ctx.user}

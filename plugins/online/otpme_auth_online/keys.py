@@ -27,3 +27,10 @@ OFFLINE_FIRST = Key("offline.first", "offline answers from the cache: do not con
 PROMPT_HINT = Key("offline.prompt_hint", "how to word the prompt when no server can", str)
 OFFLINE_USED_CODES = Key("offline.used_codes", "codes used offline, to report with the "
                          "pre-auth", list)
+# -- written by dot1x -------------------------------------------------------------
+DOT1X_PENDING = Key("dot1x.pending", "the link is down until 802.1x brings it up with the typed "
+                    "credential: do not contact the server before otpme_auth_credentials_collected "
+                    "(the value says why)", str)
+DOT1X_LINK_UP = Key("dot1x.link_up", "802.1x brought the link up after the prompt (in "
+                    "otpme_auth_credentials_collected): a server unreachable before may answer now",
+                    bool)

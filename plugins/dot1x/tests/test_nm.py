@@ -1,0 +1,64 @@
+"""dot1x's NetworkManager client against NetworkManager's D-Bus mock on a private bus."""
+
+import pytest
+from conftest import DOT1X, IDENTITY, PASSWORD, connection
+
+from otpme_auth import Secret
+from otpme_auth_dot1x.nm import Dot1xError, Refused, TimedOut, bring_up
+
+
+def up(password=PASSWORD, name="dot1x-lan", timeout=5):
+    return bring_up(name, IDENTITY, Secret(password), timeout)
+
+
+def test_brings_the_connection_up_through_the_secret_agent(mock_nm):
+    nm = mock_nm()
+    up()
+    stats = nm.stats()
+    assert stats["asked"] == "1" and stats["accepted"] == "1"
+    assert stats["agents"] == "0", "the agent unregisters after the activation"
+
+
+def test_a_refused_secret_is_an_error(mock_nm):
+    nm = mock_nm()
+    with pytest.raises(Refused, match="refused"):
+        up(password="wrong")
+    assert nm.stats()["refused"] == "1"
+
+
+def test_timeout(mock_nm):
+    mock_nm(hang=True)
+    with pytest.raises(TimedOut, match="within 1s"):
+        up(timeout=1)
+
+
+def test_networkmanager_not_running(system_bus):
+    with pytest.raises(Dot1xError, match="NetworkManager is not running"):
+        up()
+
+
+def test_no_system_bus(monkeypatch, tmp_path):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=%s" % (tmp_path / "none"))
+    with pytest.raises(Dot1xError, match="system D-Bus is not reachable"):
+        up()
+
+
+def test_no_such_connection(mock_nm):
+    mock_nm()
+    with pytest.raises(Dot1xError, match="no connection named 'office'"):
+        up(name="office")
+
+
+def test_no_8021x_section(mock_nm):
+    mock_nm(connections=[connection("plain", dot1x=None)])
+    with pytest.raises(Dot1xError, match="no 802-1x section"):
+        up(name="plain")
+
+
+@pytest.mark.parametrize("missing", ["ca-cert", "domain-suffix-match"])
+def test_refuses_an_unauthenticated_radius_server(mock_nm, missing):
+    settings = {k: v for k, v in DOT1X.items() if k != missing}
+    nm = mock_nm(connections=[connection("open", dot1x=settings)])
+    with pytest.raises(Dot1xError, match="not authenticated"):
+        up(name="open")
+    assert nm.stats()["asked"] == "0", "no credential was offered"
