@@ -263,7 +263,7 @@ CORE = "core"
 SEED_TUNING = frozenset({
     "message_timeout", "connect_timeout", "connection_timeout", "send_password",
     "offline_key_func", "check_offline_pass_strength", "home_skel",
-    "dot1x_connection", "dot1x_token_type", "dot1x_timeout",
+    "dot1x_connection", "dot1x_token_type", "dot1x_token_types", "dot1x_timeout",
 })
 
 #: Options of seed 000 whose plugin does not exist yet (smartcards, ssh-agent,

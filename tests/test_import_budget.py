@@ -13,7 +13,9 @@ from otpme_auth_passfile import hash_line
 FORBIDDEN = HEAVY + ("argon2", "cryptography", "otpme_auth_testplugins", "otpme_auth_online",
                      "otpme_auth_offline", "otpme_auth_greeting", "otpme_auth_mkhomedir",
                      # PC/SC: a line without smartcard never opens it
-                     "otpme_auth_smartcard", "yubikit", "ykman", "smartcard")
+                     "otpme_auth_smartcard", "yubikit", "ykman", "smartcard",
+                     # D-Bus: a line without do_dot1x never talks to NetworkManager
+                     "otpme_auth_dot1x", "jeepney")
 
 
 def test_login_path_imports_nothing_it_does_not_need(tmp_path):

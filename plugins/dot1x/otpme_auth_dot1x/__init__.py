@@ -94,7 +94,7 @@ def otpme_auth_credentials_collected(ctx, options):
     secret = ctx.credentials.get(PASSWORD)
     if secret is None:
         ctx.log.info("nothing typed: no 802.1x", NAME)
-        ctx.tell_user("The network port was not opened: nothing to authenticate with.")
+        _show(ctx, "Network login (802.1x) skipped: nothing was typed.")
         return None
     from .nm import Dot1xError, bring_up
     try:
@@ -102,10 +102,19 @@ def otpme_auth_credentials_collected(ctx, options):
                  log=lambda text: ctx.log.warning(text, NAME))
     except Dot1xError as exc:
         ctx.log.warning("802.1x failed: %s" % exc, NAME)
-        ctx.tell_user("Network login (802.1x) failed: %s. Logging in with cached "
-                      "credentials if possible." % exc)
+        _show(ctx, "Network login (802.1x) failed: %s. Logging in with cached credentials "
+                   "if possible." % exc)
         return None
     ctx.log.info("802.1x: connection %r is up (%s)" % (options.dot1x_connection,
                                                       ctx.stash[_NEEDED]), NAME)
     ctx.stash[LINK_UP] = True
     return None
+
+
+def _show(ctx, text):
+    """Tell the user now (the login goes on, so show_errors would never show it)."""
+    from otpme_auth import ConversationError
+    try:
+        ctx.conversation.info(text)
+    except ConversationError as exc:
+        ctx.log.info("could not show a message: %s" % exc, NAME)

@@ -26,6 +26,14 @@ AGENT_PATH = "/org/freedesktop/NetworkManager/SecretAgent"
 AGENT_IFACE = "org.freedesktop.NetworkManager.SecretAgent"
 AGENT_ID = "org.otpme_auth.dot1x"
 PROPS = "org.freedesktop.DBus.Properties"
+INTROSPECTION = """<node><interface name="%s">
+<method name="GetSecrets"><arg type="a{sa{sv}}" direction="in"/><arg type="o" direction="in"/>
+<arg type="s" direction="in"/><arg type="as" direction="in"/><arg type="u" direction="in"/>
+<arg type="a{sa{sv}}" direction="out"/></method>
+<method name="CancelGetSecrets"><arg type="o" direction="in"/><arg type="s" direction="in"/></method>
+<method name="SaveSecrets"><arg type="a{sa{sv}}" direction="in"/><arg type="o" direction="in"/></method>
+<method name="DeleteSecrets"><arg type="a{sa{sv}}" direction="in"/><arg type="o" direction="in"/></method>
+</interface></node>""" % "org.freedesktop.NetworkManager.SecretAgent"
 ACTIVE_IFACE = "org.freedesktop.NetworkManager.Connection.Active"
 
 # NMActiveConnectionState
@@ -89,7 +97,7 @@ class Activation:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimedOut("NetworkManager did not answer %s within %ss" % (method, self.timeout))
+                raise TimedOut("NetworkManager did not answer %s within %gs" % (method, self.timeout))
             try:
                 reply = self.conn.receive(timeout=remaining)
             except TimeoutError:
@@ -116,6 +124,9 @@ class Activation:
             return
         fields = msg.header.fields
         member = fields.get(HeaderFields.member)
+        if fields.get(HeaderFields.path) == AGENT_PATH and member == "Introspect":
+            self.conn.send(new_method_return(msg, "s", (INTROSPECTION,)))
+            return
         if fields.get(HeaderFields.path) != AGENT_PATH or fields.get(HeaderFields.interface) not in (
                 AGENT_IFACE, None):
             self.conn.send(new_error(msg, "org.freedesktop.DBus.Error.UnknownObject"))
@@ -230,7 +241,7 @@ class Activation:
                 raise Refused("802.1x on %r failed: the credential was refused (or the "
                               "authenticator did not answer)" % self.name)
             if time.monotonic() >= deadline:
-                raise TimedOut("802.1x on %r did not complete within %ss (dot1x_timeout)"
+                raise TimedOut("802.1x on %r did not complete within %gs (dot1x_timeout)"
                                % (self.name, self.timeout))
             self._pump(min(POLL, max(deadline - time.monotonic(), 0)))
 

@@ -74,6 +74,10 @@ def activate(self, conn, dev, ap):
                   and str(got.get("password", "")) == params.get("password"))
             break
         STATE["accepted" if ok else "refused"] += 1
+        if ok and params.get("up_file"):
+            # the switch opens the port: the test's gate lets traffic to the server through
+            with open(params["up_file"], "w") as fh:
+                fh.write("up\n")
     state = (nm.NMActiveConnectionState.NM_ACTIVE_CONNECTION_STATE_ACTIVATING if params.get("hang")
              else nm.NMActiveConnectionState.NM_ACTIVE_CONNECTION_STATE_ACTIVATED if ok
              else nm.NMActiveConnectionState.NM_ACTIVE_CONNECTION_STATE_DEACTIVATED)

@@ -1,7 +1,7 @@
 """dot1x's NetworkManager client against NetworkManager's D-Bus mock on a private bus."""
 
 import pytest
-from conftest import DOT1X, IDENTITY, PASSWORD, connection
+from dot1x_testlib import DOT1X, IDENTITY, PASSWORD, connection, mock_nm, system_bus  # noqa: F401
 
 from otpme_auth import Secret
 from otpme_auth_dot1x.nm import Dot1xError, Refused, TimedOut, bring_up

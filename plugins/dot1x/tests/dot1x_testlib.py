@@ -1,4 +1,4 @@
-"""A private "system" bus with NetworkManager's D-Bus mock (python-dbusmock).
+"""Shared fixtures of the dot1x tests: a private "system" bus with NetworkManager's D-Bus mock.
 
 Debian's python3-dbusmock runs under /usr/bin/python3 (dbus-python); the plugin
 talks to it with jeepney through DBUS_SYSTEM_BUS_ADDRESS.
@@ -108,9 +108,10 @@ def mock_nm(system_bus, tmp_path):
     """Start NetworkManager's mock on the private bus: ``mock_nm(identity=, password=, hang=)``."""
     made = []
 
-    def start(identity=IDENTITY, password=PASSWORD, hang=False, connections=(connection(),)):
+    def start(identity=IDENTITY, password=PASSWORD, hang=False, connections=(connection(),),
+              up_file=""):
         proc = start_mock(system_bus, tmp_path, {"identity": identity, "password": password,
-                                                 "hang": hang})
+                                                 "hang": hang, "up_file": str(up_file)})
         nm = MockNM(system_bus, proc, None)
         made.append(nm)
         nm.call(NM_PATH, MOCK_IFACE, "AddEthernetDevice", "ssi", ("mock_Ethernet1", "eth0", 30))
@@ -121,3 +122,56 @@ def mock_nm(system_bus, tmp_path):
     for nm in made:
         nm.conn.close()
         stop_process(nm.process)
+
+
+class Port:
+    """A locked switch port in front of the realm's server: a TCP relay on loopback that
+    closes every connection until ``up_file`` exists (the mock writes it when the
+    802.1x exchange succeeded)."""
+
+    def __init__(self, target, up_file):
+        import socket
+        import threading
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.up_file = up_file
+        self.refused = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import socket
+        import threading
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if not os.path.exists(self.up_file):
+                self.refused += 1
+                conn.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
