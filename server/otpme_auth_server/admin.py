@@ -46,11 +46,13 @@ USAGE = """objects and verbs:
          [--mountpoint TEMPLATE (%u user, %s share)] [--ro] | del | show [NAME] | list
          add_node/remove_node SHARE HOST (the hosts that may mount it)
          force_group SHARE GROUP|none | force_create_mode/force_directory_mode SHARE 0770|none
+  client add NAME --address CIDR (prints the shared secret once) | del | show [NAME] | list
+         access_group CLIENT GROUP (RADIUS clients, docs/radius.md)
   policy add NAME --type logintimes --times 'mon-fri 07:00-19:00[; sat 09:00-12:00]'
          | add NAME --type password_strength [--min-length N] | del | show [NAME] | list"""
 
 
-OBJECTS = ("user", "token", "host", "role", "accessgroup", "policy", "share")
+OBJECTS = ("user", "token", "host", "role", "accessgroup", "policy", "share", "client")
 
 # Verbs that are data, not code: (object, verb) -> what they change and what they say.
 #: one-argument on/off settings: (field, value, what is printed)
@@ -543,6 +545,33 @@ class Admin:
 
     # -- access groups -----------------------------------------------------------
 
+    # -- RADIUS clients (seed 001 §5) ---------------------------------------
+
+    def client_add(self, c, args, opts):
+        (name,) = self._args(args, 1, "client add NAME --address CIDR")
+        secret = realm.client_add(c, self.box, name, opts.address)
+        self.p(f"client {name} ({c.need('client', name)['address']}) added")
+        self.p(f"shared secret (shown once; put it in the client's RADIUS configuration): {secret}")
+
+    def client_del(self, c, args, opts):
+        (name,) = self._args(args, 1, "client del NAME")
+        c.need("client", name)
+        c.delete("client", name)
+        self.p(f"client {name} deleted")
+
+    def client_show(self, c, args, opts):
+        self._generic_show(c, "client", args, skip=("secret",))
+
+    def client_access_group(self, c, args, opts):
+        name, group = self._args(args, 2, "client access_group CLIENT GROUP")
+        c.need("accessgroup", group)
+        data = c.need("client", name)
+        data["accessgroup"] = group
+        c.update("client", name, data)
+        self.p(f"client {name}: access group {group}")
+
+    client_accessgroup = client_access_group
+
     def accessgroup_add(self, c, args, opts):
         (name,) = self._args(args, 1, "accessgroup add NAME")
         realm.accessgroup_add(c, name)
@@ -556,9 +585,10 @@ class Admin:
             raise InvalidValue(f"accessgroup '{name}' is the default access group of hosts "
                                "without one (server.json: default_accessgroup); point "
                                "default_accessgroup at another access group first")
-        for hname, h in c.list("host"):
-            if h.get("accessgroup") == name:
-                raise InvalidValue(f"accessgroup '{name}' is used by host '{hname}'")
+        for kind in ("host", "client"):
+            for oname, o in c.list(kind):
+                if o.get("accessgroup") == name:
+                    raise InvalidValue(f"accessgroup '{name}' is used by {kind} '{oname}'")
         c.delete("accessgroup", name)
         c.execute("DELETE FROM fail_state WHERE accessgroup = ?", (name,))
         self.p(f"accessgroup {name} deleted")
@@ -643,6 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mountpoint", help="share add: mount point template (%%u user, %%s share; "
                    "relative to the host's automount_root)")
     p.add_argument("--ro", action="store_true", help="share add: mount read-only")
+    p.add_argument("--address", help="client add: the RADIUS client's address or CIDR")
     p.add_argument("--min-length", type=int, default=8)
     p.add_argument("--digits", type=int, default=6)
     p.add_argument("--period", type=int, default=30)

@@ -612,3 +612,30 @@ def share_for_host(name: str, share: dict) -> dict:
             "ro": bool(share.get("ro")), "force_group": share.get("force_group"),
             "force_create_mode": share.get("force_create_mode"),
             "force_directory_mode": share.get("force_directory_mode")}
+
+
+# -- RADIUS clients (issue 14): the NASes (switches, FreeRADIUS proxies) that may ask -----------
+
+def client_add(c, box, name: str, address: str) -> str:
+    """Add a RADIUS client; returns its generated shared secret (shown once, stored sealed)."""
+    import ipaddress
+    import secrets
+    check_name("client", name)
+    if not address:
+        raise InvalidValue(f"client '{name}': give --address CIDR (e.g. 192.0.2.0/24)")
+    try:
+        network = ipaddress.ip_network(address, strict=False)
+    except ValueError:
+        raise InvalidValue(f"client '{name}': --address {address!r} is not an address or CIDR") from None
+    if network.prefixlen == 0:
+        raise InvalidValue(f"client '{name}': --address {network} would admit every address")
+    secret = secrets.token_hex(16)   # 32 characters FreeRADIUS takes without quoting rules
+    c.insert("client", name, {"address": str(network), "accessgroup": None,
+                              "secret": box.seal(secret.encode(), "radius-client:" + name),
+                              "created": int(time.time())})
+    return secret
+
+
+def client_secret(c, box, name: str) -> str:
+    """The client's shared secret, for radius-config (never printed by show)."""
+    return box.open(c.need("client", name)["secret"], "radius-client:" + name).decode()
