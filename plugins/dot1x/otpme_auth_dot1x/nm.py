@@ -22,6 +22,7 @@ SETTINGS = DBusAddress("/org/freedesktop/NetworkManager/Settings", NM_BUS,
                        "org.freedesktop.NetworkManager.Settings")
 AGENT_MANAGER = DBusAddress("/org/freedesktop/NetworkManager/AgentManager", NM_BUS,
                             "org.freedesktop.NetworkManager.AgentManager")
+BUS = DBusAddress("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
 AGENT_PATH = "/org/freedesktop/NetworkManager/SecretAgent"
 AGENT_IFACE = "org.freedesktop.NetworkManager.SecretAgent"
 AGENT_ID = "org.otpme_auth.dot1x"
@@ -85,6 +86,7 @@ class Activation:
         self.conn = None
         self.conn_path = None
         self.secrets_asked = 0
+        self.nm_owner = None   # NetworkManager's unique bus name: the only caller we answer
 
     # -- D-Bus plumbing -------------------------------------------------------
 
@@ -124,6 +126,11 @@ class Activation:
             return
         fields = msg.header.fields
         member = fields.get(HeaderFields.member)
+        if self.nm_owner is None or fields.get(HeaderFields.sender) != self.nm_owner:
+            # Anyone on the system bus can call us: only NetworkManager gets an answer.
+            self.conn.send(new_error(msg, "org.freedesktop.DBus.Error.AccessDenied",
+                                     "s", ("only NetworkManager may call this agent",)))
+            return
         if fields.get(HeaderFields.path) == AGENT_PATH and member == "Introspect":
             self.conn.send(new_method_return(msg, "s", (INTROSPECTION,)))
             return
@@ -174,6 +181,7 @@ class Activation:
                 raise Dot1xError("NetworkManager is not running (no %s on the system bus)"
                                  % NM_BUS)
             raise Dot1xError("NetworkManager refused GetDevices: %s" % exc.name)
+        self.nm_owner = self._call(BUS, "GetNameOwner", "s", (NM_BUS,))[0]
 
     def find(self):
         """The connection's object path and settings; refuse what would leak the credential."""

@@ -22,8 +22,13 @@ def default_gateway(routes=ROUTES):
         return None
     for line in lines:
         fields = line.split()
-        if len(fields) >= 4 and fields[1] == "00000000" and int(fields[3], 16) & 0x2:
-            return socket.inet_ntoa(struct.pack("<I", int(fields[2], 16)))
+        if len(fields) < 4 or fields[1] != "00000000":
+            continue
+        try:
+            if int(fields[3], 16) & 0x2:   # RTF_GATEWAY
+                return socket.inet_ntoa(struct.pack("<I", int(fields[2], 16)))
+        except (ValueError, struct.error):
+            continue   # not the kernel's format: no gateway from this line
     return None
 
 

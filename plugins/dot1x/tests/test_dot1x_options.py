@@ -1,6 +1,7 @@
 """dot1x's options (both spellings of the token type) and the gateway probe."""
 
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -83,3 +84,15 @@ def test_auto_only_when_the_gateway_does_not_answer(run_login, make_plugin, monk
     result.assert_code("SUCCESS")
     tried = any("system D-Bus is not reachable" in line for line in result.log)
     assert tried is brings_up, result.log
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_any_routing_table_text_gives_an_address_or_none(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("route") / "route"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    result = probe.default_gateway(str(path))
+    assert result is None or socket.inet_aton(result)

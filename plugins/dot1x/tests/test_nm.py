@@ -62,3 +62,33 @@ def test_refuses_an_unauthenticated_radius_server(mock_nm, missing):
     with pytest.raises(Dot1xError, match="not authenticated"):
         up(name="open")
     assert nm.stats()["asked"] == "0", "no credential was offered"
+
+
+def test_only_networkmanager_gets_the_secret(mock_nm, system_bus):
+    """Anyone on the system bus can call the agent: a stranger's GetSecrets is refused."""
+    import threading
+
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+
+    from otpme_auth_dot1x.nm import AGENT_PATH, Activation
+    mock_nm()
+    act = Activation("dot1x-lan", IDENTITY, Secret(PASSWORD), 5)
+    act.open()
+    act.conn_path = act.find() and act.conn_path
+    pump = threading.Thread(target=act._pump, args=(3,))
+    pump.start()
+    stranger = open_dbus_connection(system_bus)
+    try:
+        agent = DBusAddress(AGENT_PATH, act.conn.unique_name,
+                            "org.freedesktop.NetworkManager.SecretAgent")
+        reply = stranger.send_and_get_reply(new_method_call(
+            agent, "GetSecrets", "a{sa{sv}}osasu", ({}, act.conn_path, "802-1x", [], 1)),
+            timeout=5)
+    finally:
+        pump.join()
+        stranger.close()
+        act.close()
+    assert reply.header.fields[4] == "org.freedesktop.DBus.Error.AccessDenied"   # error_name
+    assert PASSWORD not in repr(reply.body)
+    assert act.secrets_asked == 0
