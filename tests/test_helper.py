@@ -397,3 +397,64 @@ def test_one_user_cannot_take_every_connection(tmp_path):
         helper.stop()
         thread.join(5)
         sock.close()
+
+
+def test_one_uid_cannot_hold_the_connections_of_other_users(tmp_path):
+    """Connections over a uid's share must not hold the service's slots: another user's
+    unlock is still answered (it was "unavailable": one local user locked every screen)."""
+    import shutil
+    import tempfile
+    import time
+    checker = Checker()
+    helper = helper_for(checker)
+    helper.max_per_uid = 2
+    helper._connections = threading.BoundedSemaphore(4)
+    top = tempfile.mkdtemp(dir="/tmp")    # reachable by the other user
+    os.chmod(top, 0o755)
+    path = os.path.join(top, "run", "helper.sock")
+    sock = service.listen_socket(path)
+    thread = threading.Thread(target=helper.serve, args=(sock,), daemon=True)
+    thread.start()
+    held = []
+    try:
+        for _ in range(4):   # one uid: its share, and more, connected and sending nothing
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(path)
+            held.append(conn)
+        deadline = time.monotonic() + 10
+        while helper._in_flight.get(os.geteuid(), 0) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # another user asks about itself
+            try:
+                os.close(rfd)
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                import pwd
+                other = socket.socket(socket.AF_UNIX)
+                other.settimeout(10)
+                other.connect(path)
+                try:   # a service that answered at once may have closed already
+                    other.sendall(encode_request(pwd.getpwuid(65534).pw_name, "i3lock", "right"))
+                    other.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                os.write(wfd, other.recv(300))
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        os.waitpid(pid, 0)
+        with os.fdopen(rfd, "rb") as f:
+            reply = f.read()
+        assert parse_reply(reply).result == "ok"
+    finally:
+        for conn in held:
+            conn.close()
+        helper.stop()
+        thread.join(5)
+        sock.close()
+        shutil.rmtree(top, ignore_errors=True)

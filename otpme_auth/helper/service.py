@@ -114,33 +114,20 @@ class Helper:
 
     # -- one request -----------------------------------------------------
 
-    def handle(self, conn):
-        """Read one request from ``conn``, answer it, close it."""
+    def handle(self, conn, uid):
+        """Read one request of ``uid`` (counted by :meth:`_enter`) from ``conn``, answer it,
+        close it."""
         try:
             conn.settimeout(self.read_timeout)
             try:
-                uid = peer_uid(conn)
-            except OSError as exc:
-                self._say("warning", "no peer credentials: %s" % exc)
-                return
-            if not self._enter(uid):
-                self._say("warning", "uid %d: more than %d requests at once; throttled, "
-                          "not checked" % (uid, self.max_per_uid))
-                try:   # read it all (unread data would reset the connection), check nothing
-                    _read_request(conn)
-                except (OSError, ProtocolError):
-                    return
-                reply = encode_reply("throttled", retry_after=1)
-            else:
                 try:
-                    try:
-                        data = _read_request(conn)
-                    except (OSError, ProtocolError) as exc:
-                        self._say("warning", "request of uid %d not read: %s" % (uid, exc))
-                        return
-                    reply = self.answer(uid, data)
-                finally:
-                    self._leave(uid)
+                    data = _read_request(conn)
+                except (OSError, ProtocolError) as exc:
+                    self._say("warning", "request of uid %d not read: %s" % (uid, exc))
+                    return
+                reply = self.answer(uid, data)
+            finally:
+                self._leave(uid)
             try:
                 conn.sendall(reply)
             except OSError:
@@ -232,18 +219,28 @@ class Helper:
                 time.sleep(0.1)
                 continue
             conn.setblocking(True)
-            if not self._connections.acquire(blocking=False):
-                try:
-                    conn.sendall(encode_reply("unavailable"))
-                except OSError:
-                    pass
+            try:
+                uid = peer_uid(conn)
+            except OSError as exc:
+                self._say("warning", "no peer credentials: %s" % exc)
                 conn.close()
                 continue
-            threading.Thread(target=self._run_one, args=(conn,), daemon=True).start()
+            # A uid over its share is answered here, before it takes one of the service's
+            # connections: one user holding connections open cannot starve the others.
+            if not self._enter(uid):
+                self._say("warning", "uid %d: more than %d requests at once; throttled, "
+                          "not checked" % (uid, self.max_per_uid))
+                _answer_now(conn, encode_reply("throttled", retry_after=1))
+                continue
+            if not self._connections.acquire(blocking=False):
+                self._leave(uid)
+                _answer_now(conn, encode_reply("unavailable"))
+                continue
+            threading.Thread(target=self._run_one, args=(conn, uid), daemon=True).start()
 
-    def _run_one(self, conn):
+    def _run_one(self, conn, uid):
         try:
-            self.handle(conn)
+            self.handle(conn, uid)
         except Exception as exc:  # never take the service down for one request
             self._say("error", "internal error: %s: %s" % (type(exc).__name__, exc))
         finally:
@@ -251,6 +248,17 @@ class Helper:
 
     def stop(self):
         self._stop.set()
+
+
+def _answer_now(conn, reply):
+    """Reply without reading the request (the reply is queued before the close, so the
+    client reads it; its send may find the connection closed, which it expects)."""
+    try:
+        conn.settimeout(1.0)
+        conn.sendall(reply)
+    except OSError:
+        pass
+    conn.close()
 
 
 def _read_request(conn):
