@@ -385,7 +385,7 @@ def test_one_user_cannot_take_every_connection(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.01)
         decision = client.ask(_ctx(), path, Secret("right"))
-        assert decision.verdict.name == "DENY" and "throttles" in decision.reason
+        assert decision.verdict.name == "DENY" and "throttles" in decision.reason, decision.reason
         assert checker.calls == 0
         for conn in held:
             conn.sendall(request())

@@ -109,6 +109,7 @@ class Helper:
         self._checks = threading.BoundedSemaphore(max_checks)
         self._stop = threading.Event()
         self.max_per_uid = max_per_uid      # one user cannot take every connection
+        self._rejects = threading.BoundedSemaphore(max_per_uid)   # "throttled" answers
         self._in_flight = {}                # uid -> connections being answered
         self._log_lock = threading.Lock()
 
@@ -230,13 +231,31 @@ class Helper:
             if not self._enter(uid):
                 self._say("warning", "uid %d: more than %d requests at once; throttled, "
                           "not checked" % (uid, self.max_per_uid))
-                _answer_now(conn, encode_reply("throttled", retry_after=1))
+                if self._rejects.acquire(blocking=False):   # read it, answer "throttled"
+                    threading.Thread(target=self._reject, args=(conn,), daemon=True).start()
+                else:
+                    conn.close()
                 continue
             if not self._connections.acquire(blocking=False):
                 self._leave(uid)
                 _answer_now(conn, encode_reply("unavailable"))
                 continue
             threading.Thread(target=self._run_one, args=(conn, uid), daemon=True).start()
+
+    def _reject(self, conn):
+        """Answer ``throttled`` to a connection over its uid's share.  The request is read
+        first (unread data would reset the connection and lose the reply); these
+        threads have their own small pool, not the service's connections."""
+        try:
+            conn.settimeout(self.read_timeout)
+            try:
+                _read_request(conn)
+                conn.sendall(encode_reply("throttled", retry_after=1))
+            except (OSError, ProtocolError):
+                pass
+        finally:
+            conn.close()
+            self._rejects.release()
 
     def _run_one(self, conn, uid):
         try:
@@ -251,8 +270,8 @@ class Helper:
 
 
 def _answer_now(conn, reply):
-    """Reply without reading the request (the reply is queued before the close, so the
-    client reads it; its send may find the connection closed, which it expects)."""
+    """Reply without reading the request and close (the client may see a reset instead of
+    the reply; for ``unavailable`` its verdict is the same)."""
     try:
         conn.settimeout(1.0)
         conn.sendall(reply)
