@@ -458,3 +458,40 @@ def test_one_uid_cannot_hold_the_connections_of_other_users(tmp_path):
         thread.join(5)
         sock.close()
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_slow_sender_is_cut_off_after_the_read_timeout_in_total(tmp_path):
+    """A byte every 0.2 s keeps each recv() short: the timeout bounds the whole request."""
+    import time
+    checker = Checker()
+    helper = helper_for(checker)
+    helper.read_timeout = 1.0
+    path = str(tmp_path / "run" / "helper.sock")
+    sock = service.listen_socket(path)
+    thread = threading.Thread(target=helper.serve, args=(sock,), daemon=True)
+    thread.start()
+    conn = socket.socket(socket.AF_UNIX)
+    try:
+        conn.connect(path)
+        started, closed = time.monotonic(), False
+        for byte in request()[:40]:
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.2)
+            if time.monotonic() - started > 6:
+                break
+        if not closed:
+            conn.settimeout(3)
+            try:
+                closed = conn.recv(100) == b""
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - started < 6
+        assert checker.calls == 0
+    finally:
+        conn.close()
+        helper.stop()
+        thread.join(5)

@@ -281,8 +281,17 @@ def _answer_now(conn, reply):
 
 
 def _read_request(conn):
+    """The whole request within the socket's timeout in total, not per ``recv``: a peer
+    sending a byte now and then cannot hold a slot for longer."""
+    budget = conn.gettimeout()
+    deadline = None if budget is None else time.monotonic() + budget
     data = b""
     while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("the request took longer than %.0f s" % budget)
+            conn.settimeout(left)
         chunk = conn.recv(MAX_REQUEST + 1 - len(data))
         if not chunk:
             return data
