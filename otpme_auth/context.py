@@ -113,9 +113,21 @@ class PamItems:
         self.ruser = ruser
         self.tty = tty
         self.xdisplay = xdisplay
+        self.env = {}               # the PAM environment (pam_getenv / pam_putenv)
 
     def set_authtok(self, value):
         self.authtok = value
+
+    def getenv(self, name):
+        """The PAM environment's ``name`` (pam_getenv), or None."""
+        return self.env.get(name)
+
+    def putenv(self, name, value):
+        """Set ``name`` in the PAM environment (pam_putenv); ``None`` removes it."""
+        if value is None:
+            self.env.pop(name, None)
+        else:
+            self.env[name] = value
 
 
 class LoginContext:

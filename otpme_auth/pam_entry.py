@@ -43,6 +43,21 @@ class PamHandleItems(PamItems):
     def xdisplay(self):
         return getattr(self.pamh, "xdisplay", None)
 
+    def getenv(self, name):
+        try:
+            return self.pamh.env[name]
+        except (KeyError, self.pamh.exception):
+            return None
+
+    def putenv(self, name, value):
+        if value is None:
+            try:
+                del self.pamh.env[name]
+            except (KeyError, self.pamh.exception):
+                pass
+        else:
+            self.pamh.env[name] = value
+
 
 class _Conversation(PamConversation):
     def __init__(self, pamh, silent):
