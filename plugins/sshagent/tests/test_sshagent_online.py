@@ -152,3 +152,39 @@ def test_start_ssh_agent_at_session_open_and_stop_at_close(site):
         for f in os.listdir(runtime):
             os.unlink(os.path.join(runtime, f))
         os.rmdir(runtime)
+
+
+def test_a_replayed_signature_is_refused(site, run_login, make_plugin, monkeypatch):
+    """A signature the agent gave for one login does not log in again (the server's
+    nonce is single-use and bound to the login): a responder that answers the next
+    challenge with the recorded signature is refused."""
+    import otpme_auth_online as online
+    import otpme_auth_sshagent as sshagent
+    from otpme_auth.keys import CHALLENGE_RESPONDERS
+
+    recorded = []
+
+    def record(ctx, options):
+        inner = ctx.stash[CHALLENGE_RESPONDERS]["ssh"]
+
+        def wrapped(method):
+            answer = inner(method)
+            recorded.append(answer)
+            return answer
+        ctx.stash[CHALLENGE_RESPONDERS]["ssh"] = wrapped
+
+    def replay(ctx, options):
+        ctx.stash.setdefault(CHALLENGE_RESPONDERS, {})["ssh"] = lambda method: recorded[0]
+
+    agent = site.agent("ed25519")
+    monkeypatch.setenv("SSH_AUTH_SOCK", agent.sock)
+    plugins = {"online": online, "sshagent": sshagent,
+               "recorder": make_plugin("recorder", otpme_auth_pre_auth=record),
+               "replayer": make_plugin("replayer", otpme_auth_pre_auth=replay)}
+    line = "online host_config=%s" % site.conf
+    first = run_login(plugins, line + " sshagent recorder", user=site.user)
+    assert first.ok and first.prompts == [] and recorded and recorded[0]
+    again = run_login(plugins, line + " replayer send_password=false", user=site.user)
+    assert again.code == "AUTH_ERR"
+    assert "wrong_credentials" in again.ctx.decisions[0].reason
+    assert len(refusals(site, "-")) == 1
