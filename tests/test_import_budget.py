@@ -15,7 +15,9 @@ FORBIDDEN = HEAVY + ("argon2", "cryptography", "otpme_auth_testplugins", "otpme_
                      # PC/SC: a line without smartcard never opens it
                      "otpme_auth_smartcard", "yubikit", "ykman", "smartcard",
                      # D-Bus: a line without do_dot1x never talks to NetworkManager
-                     "otpme_auth_dot1x", "jeepney")
+                     "otpme_auth_dot1x", "jeepney",
+                     # ssh-agent: a line without sshagent never loads paramiko
+                     "otpme_auth_sshagent", "paramiko")
 
 
 def test_login_path_imports_nothing_it_does_not_need(tmp_path):
