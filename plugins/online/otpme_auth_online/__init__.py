@@ -55,8 +55,10 @@ def otpme_auth_declare_options():
 
 @hookimpl
 def otpme_auth_add_cli_commands(subparsers):
+    from . import authkeys
     from .join import add_command
     add_command(subparsers)
+    authkeys.add_command(subparsers)
 
 
 def _config(options):
