@@ -145,6 +145,14 @@ def test_start_ssh_agent_at_session_open_and_stop_at_close(site):
         assert any("stopped ssh-agent %d" % pid in l for l in result.new)
         assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"
         assert not [f for f in os.listdir(runtime) if f.startswith("otpme-ssh-agent")]
+        # Never two agents for one session: a second open_session on the same handle
+        # finds ours in the PAM environment.
+        result = site.run("sshagent start_ssh_agent=true", agent.sock, functions=(
+            "authenticate", "open_session", "open_session", "close_session"))
+        assert result.ok, result.new
+        assert len([l for l in result.new if "started ssh-agent" in l]) == 1
+        assert any("already has an ssh agent" in l for l in result.new)
+        assert len([l for l in result.new if "stopped ssh-agent" in l]) == 1
         # false: none
         result = site.run("sshagent start_ssh_agent=false", agent.sock)
         assert result.ok and not any("started ssh-agent" in l for l in result.new)
