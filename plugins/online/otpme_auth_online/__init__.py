@@ -27,8 +27,8 @@ from otpme_auth import (
 from otpme_auth.keys import GREETING, LOGIN_ANSWER
 
 from .keys import (
-    CHALLENGE_RESPONSE, CHALLENGES, DOT1X_LINK_UP, DOT1X_PENDING, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED,
-    PROMPT_HINT, SMARTCARD,
+    CHALLENGE_RESPONSE, CHALLENGES, DOT1X_LINK_UP, DOT1X_PENDING, OFFLINE_FIRST, OFFLINE_USED_CODES,
+    OFFLINE_USED_REPORTED, PROMPT_HINT, SMARTCARD, SSHAGENT_KEYS,
 )
 
 NAME = "online"
@@ -39,6 +39,32 @@ _CLIENT = Key("online.client", "the connection of this login, or None when unrea
 _METHODS = Key("online.methods", "the pre-auth answer's methods")
 _UNREACHABLE = Key("online.unreachable", "why no server could be used")
 _CONFIG = Key("online.config", "the host config, or None when the host never joined")
+_RESPONDER = Key("online.responder", "the plugin that will answer one of the server's "
+                 "challenges (so nothing was asked), or None", str)
+
+
+def _ssh_key(text):
+    """'type base64' of an authorized_keys-style public key (its comment dropped)."""
+    return " ".join(str(text).split()[:2])
+
+
+#: The plugins that answer the server's challenges for us: (plugin, the key on which it
+#: says in pre-auth what it can answer, the challenge type, can it answer this method?).
+#: The answer itself comes in CHALLENGE_RESPONSE, written in credentials_collected, which
+#: runs after every plugin's collect_credentials: so the line's order does not matter.
+_RESPONDERS = (
+    ("smartcard", SMARTCARD, "hmac", lambda card, m: m.get("slot", 2) in card.get("slots", ())),
+    ("sshagent", SSHAGENT_KEYS, "ssh", lambda keys, m: _ssh_key(m.get("public_key", "")) in keys),
+)
+
+
+def _responder(ctx):
+    """The plugin that said in pre-auth it can answer one of CHALLENGES, or None."""
+    for name, key, kind, can in _RESPONDERS:
+        offer = ctx.stash.get(key)
+        if offer and any(m["type"] == kind and can(offer, m) for m in ctx.stash[CHALLENGES]):
+            return name
+    return None
 
 
 @hookimpl
@@ -140,13 +166,13 @@ def otpme_auth_collect_credentials(ctx, options):
     methods = ctx.stash.get(_METHODS, ())
     typed = [m for m in methods if m.get("password_required") or m.get("otp_len")]
     if ctx.stash.get(_CLIENT) is not None:
-        # For the smartcard (and ssh-agent) plugins, which answer them after us.
+        # For the responder plugins (smartcard, sshagent), which answer them in
+        # credentials_collected, after every plugin's collect_credentials.
         ctx.stash[CHALLENGES] = [m for m in methods if m.get("type") in ("hmac", "ssh")
                                  and isinstance(m.get("challenge_id"), str)]
-        card = ctx.stash.get(SMARTCARD)
-        if card and any(m["type"] == "hmac" and m.get("slot", 2) in card.get("slots", ())
-                        for m in ctx.stash[CHALLENGES]):
-            return  # the card answers: nothing to type
+        ctx.stash[_RESPONDER] = _responder(ctx)
+        if ctx.stash[_RESPONDER]:
+            return  # a card or an agent answers: nothing to type
     if ctx.stash.get(_CLIENT) is None or not typed:
         # Unreachable: the offline cache needs what the user types, worded as its
         # plugin suggests (a cached second factor: "Password+OTP: ").
@@ -173,13 +199,13 @@ def otpme_auth_verify(ctx, options):
         return unavailable(ctx.stash.get(_UNREACHABLE, "no server reachable"))
     request = {"user": ctx.user}
     answer = ctx.stash.get(CHALLENGE_RESPONSE)
-    if answer is not None:  # a smartcard's (or an ssh agent's) answer to the server's challenge
+    if answer is not None:  # a smartcard's or an ssh agent's answer to the server's challenge
         request.update(challenge_id=answer["challenge_id"], response=answer["response"].reveal())
     elif PASSWORD not in ctx.credentials:
-        # A card said it would answer, then did not: never send an empty password.
+        # A card or an agent said it would answer, then did not: never send an empty password.
         client.close()
-        return deny("nothing to send: no smartcard answer and nothing typed (name smartcard "
-                    "after online on the line)")
+        return deny("nothing to send: %s did not answer the server's challenge and nothing "
+                    "was typed" % (ctx.stash.get(_RESPONDER) or "no responder"))
     elif options.send_password == "auto":
         request["password"] = ctx.credentials[PASSWORD].reveal()
     else:

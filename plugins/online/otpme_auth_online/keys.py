@@ -1,10 +1,12 @@
 """The keys online shares with other plugins (see :class:`otpme_auth.Key`).
 
 Written here, by online: ``OFFLINE_USED_REPORTED``, ``CHALLENGES`` (and the protocol-level
-``LOGIN_ANSWER`` and ``GREETING`` of :mod:`otpme_auth.keys`).  Read here, written by
+``LOGIN_ANSWER`` and ``GREETING`` of :mod:`otpme_auth.keys`).  Defined here, written by
+the responder plugin that answers one of ``CHALLENGES``: ``CHALLENGE_RESPONSE``.  Read here, written by
 offline (declared alike in ``otpme_auth_offline.keys``): ``OFFLINE_FIRST``,
 ``PROMPT_HINT``, ``OFFLINE_USED_CODES``; written by smartcard (declared alike in
-``otpme_auth_smartcard.keys``): ``SMARTCARD``, ``CHALLENGE_RESPONSE``.
+``otpme_auth_smartcard.keys``): ``SMARTCARD``; written by sshagent (declared alike in
+``otpme_auth_sshagent.keys``): ``SSHAGENT_KEYS``.
 """
 
 from otpme_auth import Key
@@ -15,12 +17,18 @@ CHALLENGES = Key("online.challenges", "the server's challenge methods for this l
                  "pre-auth methods of type hmac or ssh: dicts with type, challenge_id, "
                  "challenge, slot or public_key; docs/protocol.md); set in collect_credentials "
                  "when a server answered", list)
+CHALLENGE_RESPONSE = Key("online.challenge_response", "the answer to one of online.challenges, "
+                         "written by the responder plugin that answered it (smartcard, "
+                         "sshagent) in credentials_collected: {'challenge_id': str, "
+                         "'response': Secret}; online sends it instead of what was typed", dict)
 # -- written by smartcard ---------------------------------------------------------
 SMARTCARD = Key("smartcard.card", "the one YubiKey connected: {'serial', 'slots', 'touch'}; "
                 "online asks for no password when it can answer an hmac challenge", dict)
-CHALLENGE_RESPONSE = Key("smartcard.challenge_response", "the card's answer to one of "
-                         "online.challenges: {'challenge_id': str, 'response': Secret (hex)}; "
-                         "online sends it instead of what was typed", dict)
+# -- written by sshagent ----------------------------------------------------------
+SSHAGENT_KEYS = Key("sshagent.keys", "the public keys the user's ssh-agent holds and sshagent "
+                    "would sign with, each 'type base64-blob' (the first two fields of an "
+                    "authorized_keys line); online asks for no password when the server's ssh "
+                    "challenge names one of them", list)
 # -- written by offline -----------------------------------------------------------
 OFFLINE_FIRST = Key("offline.first", "offline answers from the cache: do not contact the "
                     "server (the value says why)", str)

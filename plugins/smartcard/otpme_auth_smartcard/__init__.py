@@ -1,18 +1,19 @@
 """smartcard: YubiKey HMAC-SHA1 challenge-response over PC/SC (seed 000's ``use_smartcard``).
 
-Enabled by the bare word ``smartcard`` or by ``use_smartcard=auto|true|false``; name it
-after ``online`` on the line (it answers the challenge online's pre-auth brought)::
+Enabled by the bare word ``smartcard`` or by ``use_smartcard=auto|true|false``, anywhere on
+the line (it answers the challenge online's pre-auth brought, after every plugin's
+``collect_credentials``, so the order of the words does not matter)::
 
     auth required pam_python.so pam_otpme_auth.py online use_smartcard=auto
 
 * pre-auth: with ``use_smartcard`` other than ``false``, the PC/SC readers whose name
   contains ``smartcard_reader`` are looked at (yubikit over pyscard, a real ``pcscd``).
   Exactly one YubiKey: its serial and HMAC-SHA1 slots go on the context
-  (``otpme_auth.keys.SMARTCARD``), so online asks for no password when the server offers
+  (``smartcard.card``), so online asks for no password when the server offers
   an ``hmac`` challenge for a configured slot.  Several: refused (the user removes the
   others).  None, or pcscd not running: ``auto`` goes on with the other tokens, ``true``
   refuses.
-* collect: the server's ``hmac`` challenge (``otpme_auth.keys.CHALLENGES``, written by
+* credentials collected: the server's ``hmac`` challenge (``online.challenges``, written by
   online) goes to the slot the token names; a touch-triggered slot first tells the user
   to touch the key; no answer within ``smartcard_timeout`` refuses.  The 20-byte answer
   goes on the context (``CHALLENGE_RESPONSE``) for online to send; the server verifies.
@@ -86,15 +87,16 @@ def otpme_auth_pre_auth(ctx, options):
 
 
 @hookimpl
-def otpme_auth_collect_credentials(ctx, options):
+def otpme_auth_credentials_collected(ctx, options):
+    # Not collect_credentials: online brings the challenge in its collect_credentials,
+    # which may run after ours (the line's order); this hook runs after all of them.
     found = ctx.stash.get(_DEVICE)
     if found is None or CHALLENGE_RESPONSE in ctx.stash:
         return
     challenges = ctx.stash.get(CHALLENGES)
     if challenges is None:
         if options.use_smartcard == "true":
-            ctx.log.info("no server challenge for the card (server unreachable, or smartcard "
-                         "named before online)", NAME)
+            ctx.log.info("no server challenge for the card (server unreachable)", NAME)
         return
     hmacs = [m for m in challenges if m.get("type") == "hmac"]
     usable = [m for m in hmacs if m.get("slot", 2) in found.slots]

@@ -1,17 +1,21 @@
 """sshagent: log in with a key in the user's ssh-agent; start an agent at session open.
 
 Enabled by the bare word ``sshagent``, or by ``use_ssh_agent=`` / ``start_ssh_agent=``
-(seed 000's options, so a seed line keeps its meaning).  It is not a verifier: the
-online plugin stays the line's verifier, and this plugin answers the server's
-challenge for it.
+(seed 000's options, so a seed line keeps its meaning), anywhere on the line.  It is not
+a verifier: the online plugin stays the line's verifier, and this plugin answers the
+server's challenge for it, as smartcard does for ``hmac`` (docs/hooks.md, "Challenge
+responders").
 
-* pre-auth: registers an answer for the server's ``ssh`` challenge
-  (``CHALLENGE_RESPONDERS``); with ``use_ssh_agent=true`` the agent must be
-  reachable and hold an acceptable key, or the login is refused before any prompt.
-* the online plugin, after its pre-auth, asks us: we find the agent key whose
-  public key the server named, ask the agent to sign the server's nonce
-  (rsa-sha2-512 for RSA keys, never ssh-rsa SHA-1), check the signature
-  ourselves, and hand it back; online then sends it instead of anything typed.
+* pre-auth: with an agent reachable (``SSH_AUTH_SOCK``), the public keys it holds that we
+  would sign with go on the context (``sshagent.keys``): online asks for no password when
+  the server's ``ssh`` challenge names one of them.  With ``use_ssh_agent=true`` the agent
+  must be reachable and hold an acceptable key, or the login is refused before any prompt.
+* credentials collected (after every plugin's ``collect_credentials``, so after online's
+  pre-auth whatever the order on the line): we find the agent key whose public key the
+  server's challenge names (``online.challenges``), ask the agent to sign the server's
+  nonce (rsa-sha2-512 for RSA keys, never ssh-rsa SHA-1), check the signature ourselves,
+  and put it on the context (``online.challenge_response``, a ``Secret``); online sends it
+  instead of anything typed.
 * post-login: with ``use_ssh_agent=true`` the login must have been made by the
   agent's key, else it is refused.
 * open/close session: ``start_ssh_agent`` (see :mod:`.session`).
@@ -21,7 +25,9 @@ plugin ``sshagent_keys`` of this distribution (:mod:`.local`).
 """
 
 from otpme_auth import Key, LoginRefused, choice, hookimpl
-from otpme_auth.keys import CHALLENGE_RESPONDERS, LOGIN_ANSWER
+from otpme_auth.keys import LOGIN_ANSWER
+
+from .keys import CHALLENGE_RESPONSE, CHALLENGES, SSHAGENT_KEYS
 
 NAME = "sshagent"
 _AGENT = Key("sshagent.agent", "the open agent connection of this login, or an AgentError")
@@ -78,16 +84,42 @@ def user_entry(user):
 def otpme_auth_pre_auth(ctx, options):
     if options.use_ssh_agent == "false":
         return None
-    ctx.stash.setdefault(CHALLENGE_RESPONDERS, {})["ssh"] = lambda method: _respond(ctx, method)
-    if options.use_ssh_agent == "true":
-        from .agent import AgentError
-        try:
-            if not _agent(ctx).keys():
-                raise AgentError("the agent holds no key of an accepted type")
-        except AgentError as exc:
+    import base64
+
+    from .agent import AgentError
+    try:
+        keys = _agent(ctx).keys()
+        if not keys:
+            raise AgentError("the agent holds no key of an accepted type")
+    except AgentError as exc:
+        if options.use_ssh_agent == "true":
             raise LoginRefused("use_ssh_agent=true: %s" % exc,
                                "An ssh key in your agent is required to log in.") from None
+        ctx.log.debug("not using the ssh agent: %s" % exc, NAME)
+        return None
+    ctx.stash[SSHAGENT_KEYS] = ["%s %s" % (t, base64.b64encode(b).decode("ascii"))
+                                for t, b, _ in keys]
     return None
+
+
+@hookimpl
+def otpme_auth_credentials_collected(ctx, options):
+    # Not collect_credentials: online asks the server (and publishes its challenges) in
+    # its collect_credentials, which may come after ours on the line.
+    offered = ctx.stash.get(SSHAGENT_KEYS)
+    if not offered or CHALLENGE_RESPONSE in ctx.stash:
+        return
+    for method in ctx.stash.get(CHALLENGES) or ():
+        if method.get("type") != "ssh":
+            continue
+        if " ".join(str(method.get("public_key", "")).split()[:2]) not in offered:
+            continue
+        response = _respond(ctx, method)
+        if response is not None:
+            from otpme_auth import Secret
+            ctx.stash[CHALLENGE_RESPONSE] = {"challenge_id": method["challenge_id"],
+                                             "response": Secret(response, source="plugin")}
+            return
 
 
 def _respond(ctx, method):
@@ -101,10 +133,7 @@ def _respond(ctx, method):
             raise AgentError("the server's ssh challenge is malformed")
         nonce = bytes.fromhex(challenge)
         ktype, blob = parse_public_key(str(method.get("public_key", "")))
-    except ValueError as exc:
-        ctx.log.warning("ignoring the server's ssh method: %s" % exc, NAME)
-        return None
-    except AgentError as exc:
+    except (ValueError, AgentError) as exc:
         ctx.log.warning("ignoring the server's ssh method: %s" % exc, NAME)
         return None
     try:

@@ -46,8 +46,8 @@ def site(realm, pam_harness, system_user, keys, rootdir):
         return a
     s.agent = agent
 
-    def run(options, sock, answers=(), functions=SEQUENCE):
-        line = "online host_config=%s %s" % (s.conf, options)
+    def run(options, sock, answers=(), functions=SEQUENCE, before=""):
+        line = "%sonline host_config=%s %s" % (before, s.conf, options)
         pam_harness.service("login", pam_harness.line(line), pam_harness.line(line, type="account"),
                             "account required pam_permit.so", pam_harness.line(line, type="session"))
         n = len(pam_harness.read_log())
@@ -76,6 +76,16 @@ def test_agent_key_logs_in_without_a_prompt(site):
     assert result.ok, (result, result.new)
     assert "Password" not in result.stdout + result.stderr  # nothing was asked
     assert any("signed the server's challenge with the ssh-ed25519 key" in l for l in result.new)
+    assert logged_in_with(site, "ssh"), result.new
+
+
+def test_sshagent_before_online_on_the_line_answers_too(site):
+    """The line's order does not matter: the agent answers in credentials_collected, after
+    online's collect_credentials brought the challenge (docs/hooks.md)."""
+    agent = site.agent("ed25519")
+    result = site.run("", agent.sock, before="sshagent ")
+    assert result.ok, (result, result.new)
+    assert "Password" not in result.stdout + result.stderr
     assert logged_in_with(site, "ssh"), result.new
 
 
@@ -168,30 +178,32 @@ def test_a_replayed_signature_is_refused(site, run_login, make_plugin, monkeypat
     challenge with the recorded signature is refused."""
     import otpme_auth_online as online
     import otpme_auth_sshagent as sshagent
-    from otpme_auth.keys import CHALLENGE_RESPONDERS
+    from otpme_auth import Secret
+    from otpme_auth_sshagent.keys import CHALLENGE_RESPONSE, CHALLENGES, SSHAGENT_KEYS
 
-    recorded = []
+    recorded = {}
 
-    def record(ctx, options):
-        inner = ctx.stash[CHALLENGE_RESPONDERS]["ssh"]
+    def record(ctx, options):  # after sshagent's on the line: its answer is there
+        recorded["keys"] = ctx.stash[SSHAGENT_KEYS]
+        recorded["response"] = ctx.stash[CHALLENGE_RESPONSE]["response"].reveal()
 
-        def wrapped(method):
-            answer = inner(method)
-            recorded.append(answer)
-            return answer
-        ctx.stash[CHALLENGE_RESPONDERS]["ssh"] = wrapped
+    def offer(ctx, options):
+        ctx.stash[SSHAGENT_KEYS] = recorded["keys"]
 
     def replay(ctx, options):
-        ctx.stash.setdefault(CHALLENGE_RESPONDERS, {})["ssh"] = lambda method: recorded[0]
+        (method,) = [m for m in ctx.stash[CHALLENGES] if m["type"] == "ssh"]
+        ctx.stash[CHALLENGE_RESPONSE] = {"challenge_id": method["challenge_id"],
+                                         "response": Secret(recorded["response"], "plugin")}
 
     agent = site.agent("ed25519")
     monkeypatch.setenv("SSH_AUTH_SOCK", agent.sock)
     plugins = {"online": online, "sshagent": sshagent,
-               "recorder": make_plugin("recorder", otpme_auth_pre_auth=record),
-               "replayer": make_plugin("replayer", otpme_auth_pre_auth=replay)}
+               "recorder": make_plugin("recorder", otpme_auth_credentials_collected=record),
+               "replayer": make_plugin("replayer", otpme_auth_pre_auth=offer,
+                                       otpme_auth_credentials_collected=replay)}
     line = "online host_config=%s" % site.conf
     first = run_login(plugins, line + " sshagent recorder", user=site.user)
-    assert first.ok and first.prompts == [] and recorded and recorded[0]
+    assert first.ok and first.prompts == [] and recorded["response"]
     again = run_login(plugins, line + " replayer send_password=false", user=site.user)
     assert again.code == "AUTH_ERR"
     assert "wrong_credentials" in again.ctx.decisions[0].reason

@@ -1,0 +1,20 @@
+"""The keys sshagent shares with other plugins (see :class:`otpme_auth.Key`).
+
+Written here, by sshagent: ``SSHAGENT_KEYS`` (pre-auth), and online's
+``CHALLENGE_RESPONSE`` (credentials_collected).  Read here, written by online (declared
+alike in ``otpme_auth_online.keys``): ``CHALLENGES``.
+"""
+
+from otpme_auth import Key
+
+SSHAGENT_KEYS = Key("sshagent.keys", "the public keys the user's ssh-agent holds and sshagent "
+                    "would sign with, each 'type base64-blob' (the first two fields of an "
+                    "authorized_keys line); online asks for no password when the server's ssh "
+                    "challenge names one of them", list)
+# -- defined by online (the exchange is its protocol), written by the responder --------
+CHALLENGES = Key("online.challenges", "the server's challenge methods for this login (hmac "
+                 "and ssh pre-auth methods; docs/protocol.md), when a server answered", list)
+CHALLENGE_RESPONSE = Key("online.challenge_response", "the answer to one of online.challenges, "
+                         "written by the responder plugin that answered it (smartcard, "
+                         "sshagent) in credentials_collected: {'challenge_id': str, "
+                         "'response': Secret}; online sends it instead of what was typed", dict)
