@@ -13,7 +13,9 @@ Add a user with ``otpme-passfile add FILE USER``.
 import hashlib
 import os
 
+# [docs:imports]
 from otpme_auth import PASSWORD, abstain, allow, deny, hookimpl, path, unavailable
+# [/docs:imports]
 
 DEFAULT_PATH = "/etc/otpme-auth/passwd"
 ITERATIONS = 100_000

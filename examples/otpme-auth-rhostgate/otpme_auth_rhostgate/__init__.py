@@ -8,7 +8,9 @@ docs/writing-plugins.md builds it).  It verifies no credential, so its PAM line 
     auth  required   pam_unix.so
 """
 
+# [docs:imports]
 from otpme_auth import LoginRefused, Option, flag, hookimpl
+# [/docs:imports]
 
 NAME = "rhostgate"
 
