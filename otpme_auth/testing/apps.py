@@ -29,7 +29,8 @@ import shutil
 import subprocess
 import time
 
-from ..install import PAM_PYTHON, render_script, site_dirs
+from ..install import PAM_PYTHON
+from .pam import ModuleDir
 from .procs import free_port, stop_process, wait_for_port
 
 SSHD = "/usr/sbin/sshd"
@@ -93,7 +94,7 @@ class SshResult:
             self.ok, self.status, self.prompts, self.error)
 
 
-class AppSandbox:
+class AppSandbox(ModuleDir):
     """A private mount namespace for real PAM applications; see the module doc.
 
     ``sandbox.script`` is our pam_python entry script (generated for this
@@ -105,7 +106,7 @@ class AppSandbox:
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
-        self.pamd = os.path.join(self.dir, "pam.d")
+        self.pamd = self.service_dir = os.path.join(self.dir, "pam.d")
         self.pam_configs = os.path.join(self.dir, "pam-configs")
         self.log_path = os.path.join(self.dir, "otpme-auth.log")
         self.cache_dir = os.path.join(self.dir, "cache")
@@ -122,9 +123,7 @@ class AppSandbox:
                 os.makedirs(target)
         os.makedirs(os.path.join(self.dir, "ovl"))
         os.makedirs(self.cache_dir, mode=0o700)
-        self.script = os.path.join(self.dir, "pam_otpme_auth.py")
-        with open(self.script, "w", encoding="utf-8") as fh:
-            fh.write(render_script(site_dirs(), self.cache_dir))
+        self._write_entry_script()
         setup = os.path.join(self.dir, "setup.sh")
         with open(setup, "w", encoding="utf-8") as fh:
             fh.write(_SETUP)
@@ -201,26 +200,7 @@ class AppSandbox:
     def read(self, path):
         return self.run(["cat", path], check=True).stdout
 
-    # -- PAM configuration ------------------------------------------------------------
-
-    def line(self, options="", type="auth", control="required", log=True):
-        """A PAM line for our module with ``options`` (and ``log_file`` unless ``log=False``)."""
-        extra = " log_file=%s" % self.log_path if log else ""
-        return "%s %s %s %s %s%s" % (type, control, PAM_PYTHON, self.script, options, extra)
-
-    def service(self, name, *lines):
-        """Write ``/etc/pam.d/NAME`` as the namespace sees it."""
-        path = os.path.join(self.pamd, name)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        return path
-
-    def read_log(self):
-        try:
-            with open(self.log_path, encoding="utf-8") as fh:
-                return fh.read().splitlines()
-        except FileNotFoundError:
-            return []
+    # -- PAM configuration: line(), service(), read_log() from ModuleDir ---------------
 
     # -- the applications ---------------------------------------------------------------
 

@@ -116,7 +116,37 @@ class PamResult:
         return "<PamResult %s>" % self.explain()
 
 
-class PamHarness:
+class ModuleDir:
+    """What the kit's harnesses share: our entry script (generated for this environment,
+    with its plugin cache at ``cache_dir``), PAM lines running it with ``log_file`` at
+    ``log_path``, service files in ``service_dir``, and the log."""
+
+    def _write_entry_script(self):
+        self.script = os.path.join(self.dir, "pam_otpme_auth.py")
+        with open(self.script, "w", encoding="utf-8") as fh:
+            fh.write(render_script(site_dirs(), self.cache_dir))
+
+    def line(self, options="", control="required", type="auth", log=True):
+        """A PAM line running our module with ``options`` (and ``log_file`` unless ``log=False``)."""
+        extra = " log_file=%s" % self.log_path if log else ""
+        return "%s %s %s %s %s%s" % (type, control, PAM_PYTHON, self.script, options, extra)
+
+    def service(self, name, *lines):
+        """Write the service file ``name`` (``/etc/pam.d/NAME`` as the application sees it)."""
+        path = os.path.join(self.service_dir, name)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return path
+
+    def read_log(self):
+        try:
+            with open(self.log_path, encoding="utf-8") as fh:
+                return fh.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+class PamHarness(ModuleDir):
     """Service files in a temp dir, run through real libpam.
 
     ``harness.line("passfile debug")`` gives an ``auth required`` line for our
@@ -132,27 +162,14 @@ class PamHarness:
         self.log_path = os.path.join(self.dir, "otpme-auth.log")
         os.makedirs(self.service_dir, mode=0o755, exist_ok=True)
         os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
-        self.script = os.path.join(self.dir, "pam_otpme_auth.py")
-        with open(self.script, "w", encoding="utf-8") as fh:
-            fh.write(render_script(site_dirs(), self.cache_dir))
+        self._write_entry_script()
         # libpam warns without an "other" service; make it deny everything.
         self.service("other", "auth required pam_deny.so", "account required pam_deny.so",
                      "session required pam_deny.so")
 
-    def line(self, options="", control="required", type="auth", log=True):
-        """A PAM line running our module with ``options``."""
-        extra = " log_file=%s" % self.log_path if log else ""
-        return "%s %s %s %s %s%s" % (type, control, PAM_PYTHON, self.script, options, extra)
-
     def wrapper_module(self, name):
         """Path of a pam_wrapper test module (``pam_matrix.so``, ``pam_set_items.so``)."""
         return os.path.join(PAM_WRAPPER_MODULES, name)
-
-    def service(self, name, *lines):
-        path = os.path.join(self.service_dir, name)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        return path
 
     def run(self, service, user, *functions, answers=(), env=None, timeout=60, items=None,
             as_user=None, private_tmp=False):
@@ -203,10 +220,3 @@ class PamHarness:
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchown(fd, entry.pw_uid, entry.pw_gid)
         os.close(fd)
-
-    def read_log(self):
-        try:
-            with open(self.log_path, encoding="utf-8") as fh:
-                return fh.read().splitlines()
-        except FileNotFoundError:
-            return []
