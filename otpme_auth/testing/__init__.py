@@ -90,6 +90,17 @@ class LoginResult:
         return "<LoginResult %s>" % self.explain()
 
 
+def skip_or_fail(message):
+    """A real component the test needs is missing: skip it with ``message``, or fail it
+    under ``OTPME_AUTH_REQUIRE_REAL=1`` (CI), where a skip would hide a broken install."""
+    import os
+
+    import pytest
+    if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def check_keys(*modules):
     """Assert that the :class:`~otpme_auth.Key` objects of the same name declared in
     ``modules`` (a producer's and its consumers' key modules) agree on their type.
@@ -157,5 +168,5 @@ def options_for(plugin, args=(), name="plugin"):
     return dict(line.plugins)[name]
 
 
-__all__ = ["run_login", "make_context", "check_keys", "make_plugin", "options_for", "LoginResult",
+__all__ = ["run_login", "make_context", "check_keys", "skip_or_fail", "make_plugin", "options_for", "LoginResult",
            "ScriptedConversation"]

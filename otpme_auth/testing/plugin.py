@@ -9,7 +9,7 @@ other projects' pytest sessions, and every fixture name starts with ``otpme_auth
 
 import pytest
 
-from . import ScriptedConversation, make_context, make_plugin, run_login
+from . import ScriptedConversation, make_context, make_plugin, run_login, skip_or_fail
 
 
 @pytest.fixture
@@ -46,11 +46,7 @@ def otpme_auth_pam(tmp_path):
     from .pam import PamHarness, missing_requirements
     missing = missing_requirements()
     if missing:
-        import os
-        message = "real-libpam tests need: %s" % ", ".join(missing)
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("real-libpam tests need: %s" % ", ".join(missing))
     return PamHarness(tmp_path / "pam")
 
 
@@ -65,11 +61,7 @@ def otpme_auth_apps(tmp_path):
     from .apps import AppSandbox, missing_requirements
     missing = missing_requirements()
     if missing:
-        import os
-        message = "real-application tests need: %s" % ", ".join(missing)
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("real-application tests need: %s" % ", ".join(missing))
     sandbox = AppSandbox(tmp_path / "apps")
     yield sandbox
     sandbox.stop()
@@ -86,10 +78,7 @@ def otpme_auth_system_user(tmp_path):
     import subprocess
     import uuid
     if os.geteuid() != 0:
-        message = "creating a test user needs root"
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("creating a test user needs root")
     created = []
 
     def make(password=None, home=None):

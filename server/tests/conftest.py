@@ -6,26 +6,20 @@ import subprocess
 
 import pytest
 
+from otpme_auth.testing import skip_or_fail
 from srvkit import PG_BIN, PgCluster, ServerProc, make_realm
-
-
-def _skip_or_fail(message):
-    """Skip where PostgreSQL is missing, but fail in CI (OTPME_AUTH_REQUIRE_REAL=1)."""
-    if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 def pg():
     if not os.path.exists(f"{PG_BIN}/initdb"):
-        _skip_or_fail(f"PostgreSQL server binaries not found in {PG_BIN} (Debian package postgresql-15)")
+        skip_or_fail(f"PostgreSQL server binaries not found in {PG_BIN} (Debian package postgresql-15)")
     cluster = PgCluster()
     try:
         cluster.start()
     except (subprocess.CalledProcessError, KeyError) as exc:
         cluster.stop()
-        _skip_or_fail(f"cannot start a PostgreSQL cluster: {exc}")
+        skip_or_fail(f"cannot start a PostgreSQL cluster: {exc}")
     yield cluster
     cluster.stop()
 

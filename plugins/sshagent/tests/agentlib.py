@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import threading
 
-import pytest
+from otpme_auth.testing import skip_or_fail
 
 KEY_SPECS = {  # name -> ssh-keygen arguments
     "ed25519": ["-t", "ed25519"],
@@ -24,10 +24,7 @@ KEY_SPECS = {  # name -> ssh-keygen arguments
 def need_tools():
     missing = [t for t in ("ssh-agent", "ssh-add", "ssh-keygen") if shutil.which(t) is None]
     if missing:
-        msg = "needs openssh-client: %s" % ", ".join(missing)
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail("needs openssh-client: %s" % ", ".join(missing))
 
 
 def as_user(name):

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from agentlib import Keys, RootDir, UserAgent, need_tools
+from otpme_auth.testing import skip_or_fail
 
 SCRIPT = """set -e
 mount --bind "$1/pam.d" /etc/pam.d
@@ -33,10 +34,7 @@ def keys(tmp_path_factory):
 def need_sudo():
     missing = [t for t in ("sudo", "unshare", "setpriv") if shutil.which(t) is None]
     if missing:
-        msg = "needs %s" % ", ".join(missing)
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail("needs %s" % ", ".join(missing))
 
 
 def sudo_as(user, pam, tmp_path, options, sock):

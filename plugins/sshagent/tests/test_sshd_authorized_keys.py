@@ -14,6 +14,7 @@ import pytest
 
 from agentlib import Keys, need_tools
 from otpme_auth.testing.procs import free_port, stop_process, wait_for_port
+from otpme_auth.testing import skip_or_fail
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +25,7 @@ def keys(tmp_path_factory):
 
 def need_sshd():
     if not os.path.exists("/usr/sbin/sshd") or shutil.which("ssh") is None:
-        msg = "needs openssh-server and openssh-client"
-        if os.environ.get("OTPME_AUTH_REQUIRE_REAL") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail("needs openssh-server and openssh-client")
 
 
 def ssh(port, user, key):
