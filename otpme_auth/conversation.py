@@ -2,9 +2,60 @@
 
 The PAM entry wraps pam_python's conversation; tests use
 :class:`ScriptedConversation`; ``otpme-auth login`` uses a terminal one.
+
+Every text shown goes through :func:`sanitize` here, in the base class, before
+any subclass sees it: prompts, greetings, errors and notices often come from a
+server (or another outside source), and a terminal obeys escape sequences
+(``\x1b]0;TITLE\x07`` retitles the window, ``\x1b[2J`` clears it, a bidi
+override reorders what the user reads).  No plugin needs to, or can forget to,
+filter its own text.
 """
 
+import re
+
 from .errors import ConversationError
+
+#: Whole escape sequences: CSI (ESC [ or 0x9B ... final byte), OSC / DCS / SOS /
+#: PM / APC strings (ESC ] P X ^ _ or their C1 forms, up to BEL, ST or the end),
+#: and two-byte ESC sequences.  Removed whole, so their parameters never show.
+_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")
+#: Bidirectional-text controls (embeddings, overrides, isolates, marks).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                  "\u2066\u2067\u2068\u2069")
+#: Shown as is in notices; in a prompt, a line break becomes a space.
+_LINE = frozenset("\n\t")
+MAX_TEXT = 4096
+
+
+def sanitize(text, multiline=True):
+    """``text`` with every control character and escape sequence removed.
+
+    Removed: whole ANSI/ECMA-48 escape sequences (CSI, OSC, DCS, ... and their
+    C1 forms), every other C0/C1 control and DEL, bidi overrides, embeddings,
+    isolates and marks, and lone surrogates.  Kept: printable Unicode, and
+    with ``multiline`` tabs and line breaks (U+2028/U+2029 and CR LF become
+    ``\n``; CR alone is dropped: it would let a line overwrite itself); without
+    it those become one space.  ``None`` is ``""``; another non-string its ``str()``.
+    At most :data:`MAX_TEXT` characters are kept.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = text[:MAX_TEXT * 2].replace("\r\n", "\n").replace("\u2028", "\n").replace(
+        "\u2029", "\n")
+    text = _SEQUENCE.sub("", text)
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _LINE:
+            out.append(ch if multiline else " ")
+        elif code < 0x20 or 0x7f <= code < 0xa0 or ch in _BIDI or 0xd800 <= code < 0xe000:
+            continue
+        else:
+            out.append(ch)
+    return "".join(out)[:MAX_TEXT]
 
 
 class Conversation:
@@ -18,13 +69,14 @@ class Conversation:
 
     def prompt(self, text, echo=False):
         """Ask ``text``; return the answer (``echo`` shows what is typed)."""
-        return self._send("prompt_echo_on" if echo else "prompt_echo_off", text)
+        return self._send("prompt_echo_on" if echo else "prompt_echo_off",
+                          sanitize(text, multiline=False))
 
     def info(self, text):
-        self._send("info", text)
+        self._send("info", sanitize(text))
 
     def error(self, text):
-        self._send("error", text)
+        self._send("error", sanitize(text))
 
     def _send(self, style, text):
         raise NotImplementedError
