@@ -15,12 +15,29 @@
 lists the only users who may log in on this host; ``DENY_LOGIN_USERS`` those
 who may not (seed 001).  Both apply before any prompt.
 
+The syntax, exactly (anything else is a :class:`ConfigError` naming the file
+and line, and the login fails closed):
+
+* a line is empty, a comment (``#`` first), or ``KEY = VALUE`` (spaces around
+  ``=`` optional);
+* ``VALUE`` is bare, or quoted whole with ``"..."`` or ``'...'`` as seed 001
+  §21 writes ``VALID_LOGIN_USERS="joe,alice"``; inside quotes nothing is
+  special but the closing quote.  A bare value may not contain a quote, a
+  ``#`` (no trailing comments: ``DENY_LOGIN_USERS = alice # bob`` would deny
+  neither ``#`` nor ``bob`` as meant) or a backslash; a quoted one ends at its
+  closing quote, with nothing but spaces after it;
+* the user lists are names separated by commas and/or spaces; a name is
+  letters, digits and ``._-@$`` (no leading ``-``).  An empty list (``""``)
+  is allowed for ``DENY_LOGIN_USERS`` and refused for ``VALID_LOGIN_USERS``
+  (it would let no one in: say so by disabling the host on the server).
+
 The file decides which server a root process trusts, so it is read only if
 it is owned by root (or the running user), writable by no one else, and not
 a symlink; unknown keys are an error, not ignored.
 """
 
 import os
+import re
 
 from otpme_auth.errors import ConfigError, StateFileError
 from otpme_auth.statefile import read
@@ -29,6 +46,9 @@ DEFAULT_PATH = "/etc/otpme-auth/host.conf"
 KEYS = ("realm", "site", "host", "servers", "ca_file", "cert_file", "key_file",
         "VALID_LOGIN_USERS", "DENY_LOGIN_USERS")
 REQUIRED = ("realm", "host", "servers", "ca_file", "cert_file", "key_file")
+USER_LISTS = ("VALID_LOGIN_USERS", "DENY_LOGIN_USERS")
+_NAME = re.compile(r"[A-Za-z0-9._@$][A-Za-z0-9._@$-]*\Z")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class HostConfig:
@@ -61,18 +81,63 @@ def _names(text):
     return frozenset(text.replace(",", " ").split())
 
 
+def _user_list(value, key, where):
+    """Check a user list; ConfigError naming the bad name."""
+    names = value.replace(",", " ").split()
+    for name in names:
+        if not _NAME.match(name):
+            raise ConfigError("%s: %s: %r is not a user name (letters, digits and ._-@$; names "
+                              "are separated by commas or spaces)" % (where, key, name))
+    if not names and key == "VALID_LOGIN_USERS":
+        raise ConfigError("%s: VALID_LOGIN_USERS is empty, which would let no one log in; "
+                          "remove the line, or disable the host on the server" % where)
+
+
+def _value(text, where):
+    """The value of ``KEY = text``: bare, or quoted whole with " or '."""
+    if text[:1] in ("'", '"'):
+        quote = text[0]
+        end = text.find(quote, 1)
+        if end < 0:
+            raise ConfigError("%s: the value's %s quote is not closed" % (where, quote))
+        rest = text[end + 1:].strip()
+        if rest:
+            raise ConfigError("%s: unexpected %r after the closing quote (no trailing comments; "
+                              "one quoted value per line)" % (where, rest[:40]))
+        value = text[1:end]
+    else:
+        value = text
+        for bad, why in (('"', "a quote"), ("'", "a quote"), ("#", "a '#' (no trailing comments)"),
+                         ("\\", "a backslash (no escapes)")):
+            if bad in value:
+                raise ConfigError("%s: the value holds %s; quote the whole value, or remove it"
+                                  % (where, why))
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in value):
+        raise ConfigError("%s: the value holds a control character" % where)
+    return value
+
+
 def parse(text, path="host.conf"):
+    """The :class:`HostConfig` of ``text``; anything not understood is a ConfigError."""
     values = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+    for number, line in enumerate(text.split("\n"), 1):
+        where = "%s line %d" % (path, number)
+        line = line.strip(" \t\r")
         if not line or line.startswith("#"):
             continue
         key, eq, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if not eq or key not in KEYS:
-            raise ConfigError("%s line %d: expected one of %s = value" % (path, number, ", ".join(KEYS)))
+        key = key.strip(" \t")
+        if not eq or not _KEY.match(key):
+            raise ConfigError("%s: not understood; expected KEY = VALUE, one of %s"
+                              % (where, ", ".join(KEYS)))
+        if key not in KEYS:
+            raise ConfigError("%s: unknown key %s; expected one of %s"
+                              % (where, key, ", ".join(KEYS)))
         if key in values:
-            raise ConfigError("%s line %d: %s is given twice" % (path, number, key))
+            raise ConfigError("%s: %s is given twice" % (where, key))
+        value = _value(value.strip(" \t"), where)
+        if key in USER_LISTS:
+            _user_list(value, key, where)
         values[key] = value
     missing = [k for k in REQUIRED if not values.get(k)]
     if missing:
@@ -98,8 +163,16 @@ def load(path=DEFAULT_PATH):
 
 
 def render(values):
+    """The text of a host.conf; a value that needs it is written quoted (parse() reads it back)."""
     lines = ["# written by otpme-auth join; see docs/online.md"]
     for key in KEYS:
-        if values.get(key):
-            lines.append("%s = %s" % (key, values[key]))
+        value = values.get(key)
+        if not value:
+            continue
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in value) or ('"' in value and "'" in value):
+            raise ConfigError("%s %r cannot be written to host.conf" % (key, value[:60]))
+        if value != value.strip(" \t") or any(ch in value for ch in "#'\"\\"):
+            quote = "'" if '"' in value else '"'
+            value = quote + value + quote
+        lines.append("%s = %s" % (key, value))
     return "\n".join(lines) + "\n"
