@@ -114,11 +114,11 @@ class Realm:
         config_dir = config_dir or os.path.join(self.dir, "hosts", host)
         os.makedirs(config_dir, mode=0o755, exist_ok=True)
         config = os.path.join(config_dir, "host.conf")
-        cmd = [_script("otpme-auth"), "join", "--host", host, "--jotp", jotp, "--ca", self.ca_file,
-               "--config", config]
+        cmd = [_script("otpme-auth"), "join", "--host", host, "--jotp-file", "-",
+               "--ca", self.ca_file, "--config", config]
         for server in servers or [self.server]:
             cmd += ["--server", server]
-        self._run(*cmd)
+        self._run(*cmd, stdin=jotp + "\n")   # never on argv (issue 8)
         return config
 
     def server_log(self):

@@ -6,6 +6,12 @@ which shows a one-time join password (JOTP).  Here we make the host's own key
 the certificate the realm CA signed, the CA itself (pinned: the only CA the
 host trusts) and the host config.  The CA must be given out of band
 (``--ca``): we never trust whatever CA the network offers.
+
+The JOTP is never taken from the command line, where every local user reads
+it (``/proc/PID/cmdline``, ``ps``) and could join first as this host: it is
+typed at a prompt that does not echo (stdin a terminal), read from stdin
+(one line, e.g. piped), or from a file (``--jotp-file FILE``; ``-`` is stdin),
+which must not be readable by other users.  ``--jotp`` is refused.
 """
 
 import os
@@ -22,7 +28,12 @@ def add_command(subparsers):
     p.add_argument("--server", required=True, action="append",
                    help="HOST:PORT of a server (repeat for failover, in order)")
     p.add_argument("--host", required=True, help="this host's name, as added on the server")
-    p.add_argument("--jotp", help="the join one-time password (default: asked, not echoed)")
+    p.add_argument("--jotp", metavar="JOTP",
+                   help="refused: a JOTP on the command line is readable by every local user; "
+                        "use --jotp-file, stdin or the prompt")
+    p.add_argument("--jotp-file", metavar="FILE",
+                   help="read the join one-time password from FILE's first line (- for stdin; "
+                        "default: asked without echo on a terminal, else read from stdin)")
     p.add_argument("--ca", required=True, help="the realm CA certificate (PEM), obtained out of band")
     p.add_argument("--config", default=hostconfig.DEFAULT_PATH,
                    help="where to write the host config (default: %(default)s)")
@@ -30,15 +41,64 @@ def add_command(subparsers):
     p.set_defaults(run=run_join)
 
 
-def run_join(args, out):
-    import getpass
+def read_jotp(args, stdin=None):
+    """The JOTP from ``--jotp-file``, the prompt or stdin; never from argv."""
+    import sys
+    stdin = stdin or sys.stdin
+    if args.jotp is not None:
+        raise ConfigError("--jotp is refused: on the command line the join one-time password is "
+                          "readable by every local user (ps, /proc/PID/cmdline), who could join "
+                          "first as this host; give it with --jotp-file FILE, on stdin "
+                          "(--jotp-file -), or type it at the prompt")
+    source = args.jotp_file
+    if source is None and stdin.isatty():
+        import getpass
+        try:
+            text = getpass.getpass("Join one-time password for %s: " % args.host)
+        except EOFError:
+            text = ""
+        where = "the prompt"
+    elif source in (None, "-"):
+        text, where = stdin.readline(), "stdin"
+    else:
+        text, where = _read_jotp_file(source), "--jotp-file %s" % source
+    jotp = text.rstrip("\r\n").strip()
+    if not jotp:
+        raise ConfigError("no join one-time password read from %s" % where)
+    if len(jotp) > 256 or any(ord(ch) < 0x21 or ord(ch) > 0x7e for ch in jotp):
+        raise ConfigError("the join one-time password read from %s is not one (printable ASCII, "
+                          "no spaces, as otpme-auth-admin host add shows it)" % where)
+    return jotp
 
+
+def _read_jotp_file(path):
+    import stat
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ConfigError("--jotp-file %s: %s" % (path, exc.strerror)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISFIFO(st.st_mode):
+            raise ConfigError("--jotp-file %s: not a regular file" % path)
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            raise ConfigError("--jotp-file %s has mode %04o: other users may read the join "
+                              "one-time password; chmod 600 it (or give it on stdin)"
+                              % (path, st.st_mode & 0o7777))
+        with os.fdopen(os.dup(fd), "r", encoding="utf-8", errors="replace") as fh:
+            return fh.readline(1024)
+    finally:
+        os.close(fd)
+
+
+def run_join(args, out):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    jotp = args.jotp or getpass.getpass("Join one-time password for %s: " % args.host)
+    jotp = read_jotp(args)
     directory = os.path.dirname(os.path.abspath(args.config))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     try:
@@ -63,7 +123,9 @@ def run_join(args, out):
     finally:
         client.close()
     if status != 200 or answer.get("status") != "ok":
-        raise ConfigError("join refused: %s" % answer.get("message") or answer.get("error"))
+        from otpme_auth.conversation import sanitize
+        raise ConfigError("join refused: %s" % sanitize(
+            answer.get("message") or answer.get("error") or status, multiline=False))
     cert = answer["certificate"].encode()
     x509.load_pem_x509_certificate(cert)
     _write(paths["host.key"], key.private_bytes(
@@ -74,7 +136,9 @@ def run_join(args, out):
         "realm": answer.get("realm", ""), "site": answer.get("site", ""), "host": args.host,
         "servers": ", ".join(args.server), "ca_file": paths["ca.pem"],
         "cert_file": paths["host.pem"], "key_file": paths["host.key"]}).encode(), 0o644)
-    out.write("joined realm %s as %s; config %s\n" % (answer.get("realm"), args.host, args.config))
+    from otpme_auth.conversation import sanitize
+    out.write("joined realm %s as %s; config %s\n" % (sanitize(answer.get("realm"), False),
+                                                       args.host, args.config))
     return 0
 
 
