@@ -101,13 +101,14 @@ def default_greeting(user, offline):
 
 
 def clean(text):
-    """A message safe for any terminal: no control characters but newlines, bounded length.
+    """A message bounded in length, tabs as spaces, sanitised as the core does it.
 
-    Server greetings and user names are not ours: an escape sequence in them
-    must not reach the user's terminal.
+    Server greetings and user names are not ours: escape sequences and control
+    characters are removed by :func:`otpme_auth.conversation.sanitize` (the one
+    place; the conversation applies it again to whatever is sent).
     """
-    text = "".join(c if c.isprintable() or c == "\n" else ("    " if c == "\t" else "?")
-                   for c in str(text)).strip()
+    from otpme_auth.conversation import sanitize
+    text = sanitize(text).replace("\t", "    ").strip()
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 3] + "..."
 
 

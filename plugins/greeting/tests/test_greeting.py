@@ -142,9 +142,9 @@ def test_empty_server_text_falls_back_to_default(run_login, sleeps):
 def test_control_characters_never_reach_the_terminal(run_login, sleeps):
     result = login(run_login, "online_greeting",
                    Verifier(allow, greeting_text="Hi\x1b[2J there\r\nline two\x07"))
-    assert result.shown == ["Hi?[2J there?\nline two?"]
+    assert result.shown == ["Hi there\nline two"]
     named = login(run_login, "online_greeting", Verifier(allow), user="bob\x1b]0;x\x07")
-    assert named.shown == ["Welcome, bob?]0;x?. You are logged in online."]
+    assert named.shown == ["Welcome, bob. You are logged in online."]
 
 
 def test_long_server_text_is_cut(run_login, sleeps):

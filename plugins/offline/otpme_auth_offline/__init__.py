@@ -32,7 +32,9 @@ from otpme_auth import (
 from otpme_auth import unavailable as unavailable_decision  # the hook has an argument named so
 from otpme_auth.keys import LOGIN_ANSWER
 
-from .keys import OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT
+from .keys import (
+    HOST_DISABLED, OFFLINE_FIRST, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT,
+)
 
 from .cache import DEFAULT_ROOT, CacheError
 from .keyfunc import CHECK_OFFLINE_PASS_STRENGTH, OFFLINE_KEY_FUNC
@@ -152,6 +154,38 @@ def _forget_reported(ctx, options):
 @hookimpl
 def otpme_auth_login_failed(ctx, options, decision):
     _forget_reported(ctx, options)  # the server took them even if this login failed
+    if ctx.stash.get(HOST_DISABLED):
+        drop_all(ctx, options, ctx.stash[HOST_DISABLED])
+
+
+def drop_all(ctx, options, why):
+    """The server says this host may not log anyone in: remove every cached token.
+
+    Pins, failure counts and codes used offline stay (the codes are still to be
+    reported if the host is enabled again).  docs/offline.md, "When the server
+    disables the host".
+    """
+    try:
+        removed = open_cache(options).remove_all_tokens()
+    except (CacheError, StateFileError, ValueError) as exc:
+        ctx.log.error("the server refused this host (%s), but its offline caches could not all "
+                      "be removed: %s" % (why, exc), NAME)
+        return
+    count = sum(len(tokens) for tokens in removed.values())
+    ctx.log.warning("the server refused this host (%s): %d offline cache(s) of %d user(s) removed"
+                    % (why, count, len(removed)), NAME)
+
+
+def drop_token(ctx, cache, token, why):
+    """Remove ``token``'s cache of ``ctx.user``: the last online login did not renew it."""
+    try:
+        if cache.remove(ctx.user, token):
+            ctx.log.warning("offline cache of %s token %s removed: %s" % (ctx.user, token, why),
+                            NAME)
+    except (CacheError, StateFileError, ValueError) as exc:
+        # Unreadable here means unusable offline too (the unlock fails the same way).
+        ctx.log.error("offline cache of %s token %s should be removed (%s) but cannot be: %s"
+                      % (ctx.user, token, why, exc), NAME)
 
 
 def _public(header):
@@ -373,23 +407,28 @@ def otpme_auth_post_login(ctx, options):
     except (CacheError, StateFileError, ValueError) as exc:
         # Without the pin we cannot know whether this token may log in here: fail closed.
         raise LoginRefused("cannot check the pinned offline token: %s" % exc) from None
-    if not options.cache_login_tokens:
-        return None
-    entries = answer.get("offline")
-    if not isinstance(entries, list) or not entries:
-        return None
+    entries = [e for e in answer.get("offline") or () if isinstance(e, dict)] \
+        if isinstance(answer.get("offline"), list) else []
+    stored = set()
     typed = ctx.credentials.get(PASSWORD)
-    if typed is None:
-        ctx.log.info("nothing typed: no offline cache written", NAME)
-        return None
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        try:
-            _store(ctx, options, cache, answer, entry, typed)
-        except (CacheError, StateFileError, ValueError) as exc:
-            ctx.log.warning("offline cache of %s token %s not written: %s"
-                            % (ctx.user, entry.get("token"), exc), NAME)
+    if options.cache_login_tokens and entries:
+        if typed is None:
+            ctx.log.info("nothing typed: no offline cache written", NAME)
+        for entry in entries if typed is not None else ():
+            try:
+                if _store(ctx, options, cache, answer, entry, typed):
+                    stored.add(entry.get("token"))
+            except (CacheError, StateFileError, ValueError) as exc:
+                ctx.log.warning("offline cache of %s token %s not written: %s"
+                                % (ctx.user, entry.get("token"), exc), NAME)
+    # The cache of the token that logged in is this login's, or none: an old cache
+    # (an old password, offline since disabled) must not log in offline.
+    if isinstance(token, str) and token and token not in stored:
+        if not any(e.get("token") == token for e in entries):
+            drop_token(ctx, cache, token, "the server sent no offline data for it (offline "
+                       "disabled for the token, or not allowed here)")
+        elif options.cache_login_tokens:
+            drop_token(ctx, cache, token, "not renewed by this online login")
     return None
 
 
@@ -453,6 +492,7 @@ def _store(ctx, options, cache, answer, entry, typed):
                           otp_digits=digits, public=public, counter=counter, revision=revision)
     ctx.log.debug("offline cache of %s token %s %s (%r)" % (
         ctx.user, token, "written with a new key" if derived else "resealed", params), NAME)
+    return True
 
 
 def key_revision(entry):

@@ -859,6 +859,46 @@ class OfflineCache:
             self._unlink(udir, state.name)
             return True
 
+    # -- dropping caches (issue 8: the server disabled the host, or offline for a token) --
+
+    def users(self):
+        """Sorted names of the users that have a cache directory."""
+        try:
+            fd = open_dir(self.root)
+        except StateFileError as exc:
+            if getattr(exc, "errno", None) == errno.ENOENT:
+                return []
+            raise
+        try:
+            self._check_dir(self.root, fd, strict=False)
+            names = os.listdir(fd)
+        finally:
+            os.close(fd)
+        users = []
+        for name in names:
+            if name.startswith("."):
+                continue   # not a user directory (encode_name never starts with ".")
+            try:
+                users.append(decode_name(name))
+            except (ValueError, UnicodeDecodeError):
+                continue
+        return sorted(users)
+
+    def remove_all_tokens(self):
+        """Remove every token cache of every user (pins, failures and codes used offline
+        stay); returns ``{user: [token, ...]}`` of what was removed."""
+        removed, failed = {}, None
+        for user in self.users():
+            try:
+                for token in self.list_tokens(user):
+                    if self.remove(user, token):
+                        removed.setdefault(user, []).append(token)
+            except (CacheError, StateFileError, ValueError) as exc:
+                failed = failed or exc   # the others are still removed; then say so
+        if failed is not None:
+            raise failed
+        return removed
+
     def _unlink(self, udir, name):
         fd = open_dir(udir)
         try:

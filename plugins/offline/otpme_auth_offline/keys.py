@@ -2,7 +2,7 @@
 
 Written here, by offline: ``OFFLINE_FIRST``, ``PROMPT_HINT``, ``OFFLINE_USED_CODES``.
 Read here, written by online (declared alike in ``otpme_auth_online.keys``):
-``OFFLINE_USED_REPORTED``.
+``OFFLINE_USED_REPORTED``, ``HOST_DISABLED``.
 """
 
 from otpme_auth import Key
@@ -19,3 +19,8 @@ OFFLINE_USED_CODES = Key("offline.used_codes", "the one-time codes this host acc
 # -- written by online ---------------------------------------------------------
 OFFLINE_USED_REPORTED = Key("online.offline_used_reported", "the part of offline.used_codes the "
                             "server took; offline then forgets it", list)
+HOST_DISABLED = Key("online.host_disabled", "the server answered that this host may not log "
+                    "anyone in: its error code, 'host_disabled' (the host is disabled) or "
+                    "'host_unknown' (removed from the realm, or joined again elsewhere); the login "
+                    "is refused, and offline and sessionkeep drop the host's caches and kept "
+                    "sessions in login_failed (docs/offline.md)", str)

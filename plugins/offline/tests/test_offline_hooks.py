@@ -204,3 +204,64 @@ def test_import_is_light():
             "print(sorted(m for m in ('argon2', 'cryptography', 'json') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.strip() == "[]"
+
+
+# -- issue 8, point 12: the cache of the token that logged in is this login's, or none --
+
+def test_answer_without_offline_data_removes_the_tokens_cache(run_login, line):
+    assert login(run_login, line, PW, fake_online()).ok
+    cache = OfflineCache(cache_dir(line))
+    assert cache.list_tokens("alice") == ["alice/pass"]
+    answer = dict(fake_answer(), offline=[])          # disable_offline on the server
+    result = login(run_login, line, PW + "new", fake_online(answer, password=PW))
+    assert result.ok
+    assert cache.list_tokens("alice") == []
+    assert any("offline cache of alice token alice/pass removed: the server sent no offline "
+               "data" in x for x in result.log)
+    for typed in (PW, PW + "new"):
+        assert login(run_login, line, typed, fake_online(reachable=False)).code == \
+            "AUTHINFO_UNAVAIL"
+
+
+def test_a_cache_not_renewed_by_the_login_is_removed(run_login, line):
+    """The new password is below the policy's minimum: not cached, and the old cache goes."""
+    assert login(run_login, line, PW, fake_online()).ok
+    strict = fake_answer(policy={"name": "strict", "min_length": 8, "min_score": 10})
+    result = login(run_login, line + " check_offline_pass_strength=auto", "password1",
+                   fake_online(strict, password="password1"))
+    assert result.ok
+    assert OfflineCache(cache_dir(line)).list_tokens("alice") == []
+    assert any("not renewed by this online login" in x for x in result.log)
+    assert login(run_login, line, PW, fake_online(reachable=False)).code == "AUTHINFO_UNAVAIL"
+
+
+def test_other_tokens_caches_stay(run_login, line):
+    """The answer speaks only of the token that logged in; another token's cache stays."""
+    other = fake_answer(token="alice/other")
+    assert login(run_login, line, PW, fake_online(other)).ok
+    answer = dict(fake_answer(), offline=[])
+    assert login(run_login, line, PW, fake_online(answer)).ok
+    assert OfflineCache(cache_dir(line)).list_tokens("alice") == ["alice/other"]
+
+
+def test_host_disabled_drops_every_cache_but_keeps_pins_and_reports(run_login, line, tmp_path):
+    from otpme_auth import LoginRefused
+    from otpme_auth_offline.keys import HOST_DISABLED
+    from otpme_auth.testing import make_plugin
+    for user in ("alice", "bob"):
+        assert login(run_login, line, PW, fake_online(fake_answer(user)), user=user).ok
+    cache = OfflineCache(cache_dir(line))
+    cache.pin("alice", "alice/pass")
+    cache.record_used_codes("bob", [("bob/totp", 7)])
+
+    def refused(ctx):
+        ctx.stash[HOST_DISABLED] = "host_disabled"
+        raise LoginRefused("pre-auth refused: 403 host_disabled")
+    online = make_plugin("online", otpme_auth_collect_credentials=refused,
+                         otpme_auth_verify=lambda ctx: None)
+    result = login(run_login, line, PW, online)
+    assert result.code == "AUTH_ERR"
+    assert cache.list_tokens("alice") == [] and cache.list_tokens("bob") == []
+    assert cache.pinned("alice") == "alice/pass"
+    assert cache.used_codes("bob") == {"bob/totp": 7}
+    assert any("host_disabled): 2 offline cache(s) of 2 user(s) removed" in x for x in result.log)

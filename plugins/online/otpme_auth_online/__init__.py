@@ -12,9 +12,16 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
   ``connect_timeout``, the login goes on: offline may stand in.  Then one
   prompt, the text the server gives ("Password+OTP: " for a password with a
   second factor), with try/use_first_pass and nullok.
-* verify: ALLOW on ``ok``; DENY on any refusal (wrong code, disabled,
-  blocked...: offline is then never tried); UNAVAILABLE only when no server
-  could be reached or answered in time (``connection_timeout``).
+* verify: ALLOW on ``ok``; DENY on any answer the server gave that is not
+  ``ok`` (wrong code, user disabled, blocked, ``401``/``403`` ``host_disabled``
+  / ``host_unknown``, any other 4xx, an answer we cannot read): offline is then
+  never tried.  UNAVAILABLE only when no server answered in time (no
+  connection within ``connect_timeout``, a failed TLS handshake, no answer
+  within ``connection_timeout``, the connection lost before the answer) or a
+  server answered 5xx (it could not decide).  A refusal in the pre-auth
+  request refuses the login before the prompt.
+* ``host_disabled`` / ``host_unknown`` also set ``HOST_DISABLED``: offline and
+  sessionkeep then drop this host's caches and kept sessions (docs/offline.md).
 * The server's answer (session, offline data, shares, greeting) goes to the
   context for the offline, sessionkeep, automount and greeting plugins.
 * account (pam_acct_mgmt): the host lists, then the server's ``/v1/account``
@@ -22,13 +29,13 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
 """
 
 from otpme_auth import (
-    ConfigError, Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
+    Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
 )
 from otpme_auth.keys import GREETING, LOGIN_ANSWER
 
 from .keys import (
-    CHALLENGE_RESPONSE, CHALLENGES, DOT1X_LINK_UP, DOT1X_PENDING, OFFLINE_FIRST, OFFLINE_USED_CODES,
-    OFFLINE_USED_REPORTED, PROMPT_HINT, SMARTCARD, SSHAGENT_KEYS,
+    CHALLENGE_RESPONSE, CHALLENGES, DOT1X_LINK_UP, DOT1X_PENDING, HOST_DISABLED, OFFLINE_FIRST,
+    OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT, SMARTCARD, SSHAGENT_KEYS,
 )
 
 NAME = "online"
@@ -38,6 +45,10 @@ OTPME_AUTH_NEEDS_ROOT = True
 _CLIENT = Key("online.client", "the connection of this login, or None when unreachable")
 _METHODS = Key("online.methods", "the pre-auth answer's methods")
 _UNREACHABLE = Key("online.unreachable", "why no server could be used")
+_REFUSED = Key("online.refused", "why the server refused at pre-auth (a DENY, no offline)")
+#: The server's error codes that say this host may not log anyone in.
+HOST_REFUSALS = ("host_disabled", "host_unknown")
+USER_MESSAGE = "This host may not log you in now."
 _CONFIG = Key("online.config", "the host config, or None when the host never joined")
 _RESPONDER = Key("online.responder", "the plugin that will answer one of the server's "
                  "challenges (so nothing was asked), or None", str)
@@ -105,8 +116,12 @@ def otpme_auth_pre_auth(ctx, options):
 
 
 def _preauth(ctx, options):
-    """Connect and ask what the login needs; on failure remember why (offline may stand in)."""
-    from .client import Client, LocalError, Unreachable
+    """Connect and ask what the login needs.
+
+    No answer in time: remember why (offline may stand in).  Any answer that is
+    not ``ok`` (but a 5xx): remember the refusal; the login is refused.
+    """
+    from .client import BadAnswer, Client, LocalError, Unreachable
     ctx.stash[_CLIENT] = None
     config = ctx.stash.get(_CONFIG)
     if config is None:
@@ -127,8 +142,8 @@ def _preauth(ctx, options):
     try:
         client.connect()
         status, answer = _ask_preauth(ctx, client)
-        if status != 200 or answer.get("status") != "ok":
-            raise Unreachable("pre-auth failed: %s" % _error_text(answer, status))
+        if status >= 500:
+            raise Unreachable("pre-auth: server error %s" % _error_text(answer, status))
     except Unreachable as exc:
         client.close()
         ctx.stash[_UNREACHABLE] = str(exc)
@@ -136,6 +151,16 @@ def _preauth(ctx, options):
             ctx.log.warning(str(exc), NAME)   # this host's own problem, not the server's
         else:
             ctx.log.info("server unreachable: %s" % exc, NAME)
+        return
+    except BadAnswer as exc:
+        client.close()
+        ctx.stash[_REFUSED] = "pre-auth: unusable answer: %s" % exc
+        return
+    if status != 200 or answer.get("status") != "ok":
+        client.close()
+        ctx.stash[_REFUSED] = "pre-auth refused by %s: %s" % (client.server,
+                                                              _error_text(answer, status))
+        _note_host_refusal(ctx, answer)
         return
     ctx.stash[_CLIENT] = client
     ctx.stash[_METHODS] = [m for m in answer.get("methods", []) if isinstance(m, dict)]
@@ -159,10 +184,22 @@ def _ask_preauth(ctx, client):
     return status, answer
 
 
+def _note_host_refusal(ctx, answer):
+    """``host_disabled`` / ``host_unknown``: tell offline and sessionkeep (HOST_DISABLED)."""
+    error = answer.get("error")
+    if error in HOST_REFUSALS:
+        ctx.stash[HOST_DISABLED] = error
+        ctx.log.warning("the server says this host may not log anyone in (%s); its offline "
+                        "caches and kept sessions are dropped" % error, NAME)
+
+
 @hookimpl
 def otpme_auth_collect_credentials(ctx, options):
     if _CLIENT not in ctx.stash:  # not on the try_first_pass retry: ask the server once
         _preauth(ctx, options)
+    if _REFUSED in ctx.stash:
+        # The server answered: a refusal, never a reason to try the offline cache.
+        raise LoginRefused(ctx.stash[_REFUSED], USER_MESSAGE)
     methods = ctx.stash.get(_METHODS, ())
     typed = [m for m in methods if m.get("password_required") or m.get("otp_len")]
     if ctx.stash.get(_CLIENT) is not None:
@@ -188,7 +225,7 @@ def otpme_auth_collect_credentials(ctx, options):
 def otpme_auth_verify(ctx, options):
     from otpme_auth import PASSWORD
 
-    from .client import Unreachable
+    from .client import BadAnswer, Unreachable
     client = ctx.stash.get(_CLIENT)
     if client is None and ctx.stash.get(DOT1X_LINK_UP) and ctx.stash.get(DOT1X_PENDING):
         # 802.1x brought the link up after the prompt: ask the server now (once).
@@ -218,19 +255,24 @@ def otpme_auth_verify(ctx, options):
         status, answer = client.request("/v1/auth", request)
     except Unreachable as exc:
         return unavailable("no answer: %s" % exc)
+    except BadAnswer as exc:
+        return deny("unusable answer: %s" % exc, user_message=USER_MESSAGE, final=True)
     finally:
         client.close()
     if status != 200:
         if status >= 500:
             return unavailable("server error: %s" % _error_text(answer, status))
-        raise ConfigError("the server rejected the request: %s" % _error_text(answer, status))
+        _note_host_refusal(ctx, answer)
+        return deny("refused by %s: %s" % (client.server, _error_text(answer, status)),
+                    user_message=USER_MESSAGE, final=True)
     if answer.get("status") == "refused":
-        reason = str(answer.get("reason", "refused"))[:64]
+        reason = _printable(answer.get("reason", "refused"), 64)
         message = answer.get("message")
         return deny("refused by %s: %s" % (client.server, reason),
                     user_message=message if isinstance(message, str) else None)
     if answer.get("status") != "ok":
-        return unavailable("unexpected answer status %r" % (answer.get("status"),))
+        return deny("unexpected answer status %s" % _printable(answer.get("status"), 32),
+                    user_message=USER_MESSAGE, final=True)
     ctx.stash[LOGIN_ANSWER] = answer
     if isinstance(answer.get("greeting"), str):
         ctx.stash[GREETING] = answer["greeting"]
@@ -286,5 +328,14 @@ def otpme_auth_check_account(ctx, options):
     return unavailable("unexpected answer status %r" % (result,))
 
 
+def _printable(value, limit):
+    """Server text for a log line: one line, no control characters."""
+    from otpme_auth.conversation import sanitize
+    return sanitize(value, multiline=False)[:limit]
+
+
 def _error_text(answer, status):
-    return "%s %s" % (status, str(answer.get("error") or answer.get("message") or "")[:120])
+    text = answer.get("error") or answer.get("message") or ""
+    if answer.get("error") and answer.get("message"):
+        text = "%s (%s)" % (answer["error"], answer["message"])
+    return "%s %s" % (status, _printable(text, 160))

@@ -9,8 +9,17 @@ we speak: one request at a time on a kept-alive TLS connection,
 Timeouts (seed 000): ``connect_timeout`` bounds TCP connect plus the TLS
 handshake, per server; ``connection_timeout`` bounds waiting for each answer.
 Servers are tried in order; the first that completes a handshake is used for
-the whole login.  Any failure to reach a server or get a well-formed answer
-is :class:`Unreachable`; a well-formed refusal is not an error here.
+the whole login.
+
+Two kinds of failure, and the difference decides whether offline may stand in
+(issue 8): :class:`Unreachable` is "no answer in time": no connection, a TLS
+handshake that failed (the peer never answered as the realm's server), a
+timeout, the connection closed or reset before the answer was complete.
+:class:`BadAnswer` is an answer from the realm's server (it completed the
+pinned TLS handshake) that we cannot use: not HTTP, not JSON, too large, or a
+TLS alert once the handshake stood (the server refused our certificate).  The
+plugin treats it as a refusal: the server spoke.  A well-formed refusal (any
+HTTP status) is not an error here.
 
 ``ssl`` is imported, and the TLS context built, only once a TCP connection
 stands: when every server is down (the laptop on the train) the login goes
@@ -25,7 +34,11 @@ MAX_BODY = 1024 * 1024
 
 
 class Unreachable(Exception):
-    """No server could be reached, or its answer was not usable (never a refusal)."""
+    """No server could be reached, or none answered in time (never a refusal)."""
+
+
+class BadAnswer(Exception):
+    """The server answered, but not in a form we can use: treated as a refusal."""
 
 
 class LocalError(Unreachable):
@@ -104,37 +117,44 @@ class Client:
             self.sock.sendall(head.encode("ascii") + payload)
             status, length = self._read_head()
             data = self._read_exactly(length)
+        except _Malformed as exc:
+            self.close()
+            raise BadAnswer("%s: %s" % (self.server, exc)) from None
         except OSError as exc:  # ssl.SSLError is an OSError
             self.close()
+            if _is_alert(exc):
+                raise BadAnswer("%s refused the connection: %s" % (self.server, _reason(exc))) \
+                    from None
             raise Unreachable("%s: %s" % (self.server, _reason(exc))) from None
         try:
             answer = json.loads(data)
         except ValueError:
             self.close()
-            raise Unreachable("%s sent an answer that is not JSON" % self.server) from None
+            raise BadAnswer("%s sent an answer that is not JSON" % self.server) from None
         if not isinstance(answer, dict):
-            raise Unreachable("%s sent an answer that is not a JSON object" % self.server)
+            self.close()
+            raise BadAnswer("%s sent an answer that is not a JSON object" % self.server)
         return status, answer
 
     def _read_head(self):
         while b"\r\n\r\n" not in self._buffer:
             if len(self._buffer) > MAX_HEAD:
-                raise OSError("answer head too large")
+                raise _Malformed("answer head too large")
             self._fill()
         head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise OSError("not an HTTP answer")
+            raise _Malformed("not an HTTP answer")
         length = None
         for line in lines[1:]:
             name, _, value = line.partition(":")
             if name.strip().lower() == "content-length" and value.strip().isdigit():
                 length = int(value.strip())
             elif name.strip().lower() == "transfer-encoding":
-                raise OSError("unexpected Transfer-Encoding")
+                raise _Malformed("unexpected Transfer-Encoding")
         if length is None or length > MAX_BODY:
-            raise OSError("answer without a usable Content-Length")
+            raise _Malformed("answer without a usable Content-Length")
         return int(parts[1]), length
 
     def _read_exactly(self, length):
@@ -156,6 +176,16 @@ class Client:
             except OSError:
                 pass
         self.sock = None
+
+
+class _Malformed(Exception):
+    """The bytes the server sent are not an answer of this protocol."""
+
+
+def _is_alert(exc):
+    """A TLS alert the server sent after the handshake (e.g. it refused our certificate)."""
+    import ssl
+    return isinstance(exc, ssl.SSLError) and "ALERT" in str(getattr(exc, "reason", "") or "").upper()
 
 
 def split_server(server):

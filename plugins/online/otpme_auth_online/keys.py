@@ -1,8 +1,9 @@
 """The keys online shares with other plugins (see :class:`otpme_auth.Key`).
 
-Written here, by online: ``OFFLINE_USED_REPORTED``, ``CHALLENGES`` (and the protocol-level
-``LOGIN_ANSWER`` and ``GREETING`` of :mod:`otpme_auth.keys`).  Defined here, written by
-the responder plugin that answers one of ``CHALLENGES``: ``CHALLENGE_RESPONSE``.  Read here, written by
+Written here, by online: ``HOST_DISABLED``, ``OFFLINE_USED_REPORTED``, ``CHALLENGES`` (and
+the protocol-level ``LOGIN_ANSWER`` and ``GREETING`` of :mod:`otpme_auth.keys`).  Defined
+here, written by the responder plugin that answers one of ``CHALLENGES``:
+``CHALLENGE_RESPONSE``.  Read here, written by
 offline (declared alike in ``otpme_auth_offline.keys``): ``OFFLINE_FIRST``,
 ``PROMPT_HINT``, ``OFFLINE_USED_CODES``; written by smartcard (declared alike in
 ``otpme_auth_smartcard.keys``): ``SMARTCARD``; written by sshagent (declared alike in
@@ -11,6 +12,11 @@ offline (declared alike in ``otpme_auth_offline.keys``): ``OFFLINE_FIRST``,
 
 from otpme_auth import Key
 
+HOST_DISABLED = Key("online.host_disabled", "the server answered that this host may not log "
+                    "anyone in: its error code, 'host_disabled' (the host is disabled) or "
+                    "'host_unknown' (removed from the realm, or joined again elsewhere); the login "
+                    "is refused, and offline and sessionkeep drop the host's caches and kept "
+                    "sessions in login_failed (docs/offline.md)", str)
 OFFLINE_USED_REPORTED = Key("online.offline_used_reported", "the part of offline.used_codes the "
                             "server took; offline then forgets it", list)
 CHALLENGES = Key("online.challenges", "the server's challenge methods for this login (the "

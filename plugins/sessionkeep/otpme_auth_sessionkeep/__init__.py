@@ -20,10 +20,19 @@ The directory and file belong to the user (0700 / 0600) and are written
 through :mod:`otpme_auth.statefile`: no symlink is ever followed, a file of
 another owner or with a wider mode is refused, the replacement is atomic.
 A session that cannot be written is logged; it never fails the login.
+
+When the server refuses this host (``HOST_DISABLED``, set by online on
+``host_disabled`` / ``host_unknown``), every kept session file this line's
+``session_dir`` names is removed in ``login_failed`` (the ``%u`` component
+matched by any uid), so none is restored offline later; without a usable
+offline cache none could be, but a cache of another line must not bring one
+back either.  Directories are opened without following symlinks.
 """
 
 from otpme_auth import StateFileError, hookimpl, path
 from otpme_auth.keys import GREETING, LOGIN_ANSWER
+
+from .keys import HOST_DISABLED
 
 NAME = "sessionkeep"
 DEFAULT_SESSION_DIR = "/run/user/%u/otpme-auth/session"
@@ -74,6 +83,57 @@ def otpme_auth_post_login(ctx, options):
     ctx.log.info("session of %s %s (%s)" % (ctx.user, "restored" if ctx.offline else "kept", where),
                  NAME)
     return None
+
+
+@hookimpl
+def otpme_auth_login_failed(ctx, options, decision):
+    why = ctx.stash.get(HOST_DISABLED)
+    if not why:
+        return None
+    try:
+        removed = drop_sessions(options.session_dir)
+    except (StateFileError, ValueError, OSError) as exc:
+        ctx.log.error("the server refused this host (%s), but the kept sessions could not all be "
+                      "removed: %s" % (why, exc), NAME)
+        return None
+    ctx.log.warning("the server refused this host (%s): %d kept session(s) removed"
+                    % (why, len(removed)), NAME)
+    return None
+
+
+def drop_sessions(session_dir):
+    """Remove every kept session file ``session_dir`` names (``%u``: any uid); the paths."""
+    import errno
+    import glob
+    import os
+
+    from otpme_auth.statefile import open_dir
+    if not os.path.isabs(session_dir) or ".." in session_dir.split("/"):
+        raise ValueError("session_dir %s must be an absolute path without '..'" % session_dir)
+    parts = session_dir.split("/")
+    pattern = "/".join(glob.escape(p).replace("%u", "[0-9]*") for p in parts)
+    removed, failed = [], None
+    for candidate in sorted(glob.glob(pattern)):
+        uids = [c for p, c in zip(parts, candidate.split("/")) if "%u" in p]
+        if len(set(uids)) > 1 or session_dir.replace("%u", uids[0] if uids else "") != candidate \
+                or (uids and not uids[0].isdigit()):
+            continue   # matched a name that is not this template with one uid
+        try:
+            fd = open_dir(os.path.dirname(candidate))   # no symlink in any component
+        except StateFileError as exc:
+            failed = failed or exc
+            continue
+        try:
+            os.unlink(os.path.basename(candidate), dir_fd=fd)
+            removed.append(candidate)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                failed = failed or exc
+        finally:
+            os.close(fd)
+    if failed is not None:
+        raise failed
+    return removed
 
 
 def session_path(user, session_dir):
