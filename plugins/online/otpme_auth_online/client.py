@@ -31,6 +31,7 @@ import socket
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 1024 * 1024
+_CLOSED = "the server closed the connection"
 
 
 class Unreachable(Exception):
@@ -59,6 +60,8 @@ class Client:
         self.sock = None
         self.server = None
         self._buffer = b""
+        self._answered = 0      # answers read on this connection
+        self._received = False  # any byte of the current answer read
 
     def _context(self):
         import ssl
@@ -101,6 +104,7 @@ class Client:
                 errors.append("%s: %s" % (server, _reason(exc)))
                 continue
             self.sock, self.server, self._buffer = sock, server, b""
+            self._answered = 0
             return server
         raise Unreachable("no server reachable (%s)" % "; ".join(errors) if errors
                           else "no server configured")
@@ -111,12 +115,17 @@ class Client:
         if self.sock is None:
             self.connect()
         payload = json.dumps(body, separators=(",", ":")).encode()
-        head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: %d\r\n\r\n" % (path, split_server(self.server)[0], len(payload)))
         try:
-            self.sock.sendall(head.encode("ascii") + payload)
-            status, length = self._read_head()
-            data = self._read_exactly(length)
+            try:
+                status, data = self._exchange(path, payload)
+            except OSError as exc:
+                if not self._stale(exc):
+                    raise
+                # The server closed the kept-alive connection while it was idle (the
+                # user took a while to type): it never saw this request.  Once, anew.
+                self.close()
+                self.connect()
+                status, data = self._exchange(path, payload)
         except _Malformed as exc:
             self.close()
             raise BadAnswer("%s: %s" % (self.server, exc)) from None
@@ -136,6 +145,30 @@ class Client:
             raise BadAnswer("%s sent an answer that is not a JSON object" % self.server)
         return status, answer
 
+    def _exchange(self, path, payload):
+        head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n\r\n" % (path, split_server(self.server)[0], len(payload)))
+        self._received = False
+        self.sock.sendall(head.encode("ascii") + payload)
+        status, length, close = self._read_head()
+        data = self._read_exactly(length)
+        self._answered += 1
+        if close:   # "Connection: close": the next request connects again
+            self.close()
+        return status, data
+
+    def _stale(self, exc):
+        """True if ``exc`` is a kept-alive connection the server had closed: it answered
+        on it before, and closed or reset it before sending any byte of this answer."""
+        import errno
+        import ssl
+        if self._answered == 0 or self._received or _is_alert(exc):
+            return False
+        return (str(exc) == _CLOSED
+                or isinstance(exc, (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError,
+                                    ssl.SSLZeroReturnError))
+                or getattr(exc, "errno", None) in (errno.EPIPE, errno.ECONNRESET))
+
     def _read_head(self):
         while b"\r\n\r\n" not in self._buffer:
             if len(self._buffer) > MAX_HEAD:
@@ -146,16 +179,18 @@ class Client:
         parts = lines[0].split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
             raise _Malformed("not an HTTP answer")
-        length = None
+        length, close = None, False
         for line in lines[1:]:
             name, _, value = line.partition(":")
             if name.strip().lower() == "content-length" and value.strip().isdigit():
                 length = int(value.strip())
+            elif name.strip().lower() == "connection" and value.strip().lower() == "close":
+                close = True
             elif name.strip().lower() == "transfer-encoding":
                 raise _Malformed("unexpected Transfer-Encoding")
         if length is None or length > MAX_BODY:
             raise _Malformed("answer without a usable Content-Length")
-        return int(parts[1]), length
+        return int(parts[1]), length, close
 
     def _read_exactly(self, length):
         while len(self._buffer) < length:
@@ -166,7 +201,8 @@ class Client:
     def _fill(self):
         chunk = self.sock.recv(65536)
         if not chunk:
-            raise OSError("the server closed the connection")
+            raise OSError(_CLOSED)
+        self._received = True
         self._buffer += chunk
 
     def close(self):

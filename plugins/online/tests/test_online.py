@@ -244,3 +244,69 @@ def test_an_untrusted_server_certificate_is_unavailable(run_login, site, tmp_pat
     result = login(run_login, line, [PW])
     assert result.code == "AUTHINFO_UNAVAIL"
     assert any("certificate not trusted" in x for x in result.log)
+
+
+# -- issue 8, point 11: a kept-alive connection the server closed is not "unreachable" --
+
+class _Closing:
+    """A TLS stand-in: answers pre-auth, then closes the connection as an idle server does;
+    answers /v1/auth on a new connection (with the realm's certificate)."""
+
+    def __init__(self, realm, close_how):
+        import json
+        self.json = json
+        self.close_how = close_how
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(realm.server_dir, "server.pem"),
+                                 os.path.join(realm.server_dir, "server.key"))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.server = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.paths = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _answer(self, body, extra=b""):
+        data = self.json.dumps(body).encode()
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(data), extra, data)
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+                request = tls.recv(65536)
+                path = request.split(b" ")[1].decode()
+                self.paths.append(path)
+                if path == "/v1/preauth":
+                    tls.sendall(self._answer({"status": "ok", "methods": [
+                        {"password_required": True, "prompt": "Password: "}]},
+                        b"Connection: close\r\n" if self.close_how == "header" else b""))
+                    tls.close()        # as at an idle timeout (or as the header said)
+                else:
+                    tls.sendall(self._answer({"status": "ok", "user": "alice",
+                                              "token": "alice/pass", "offline": []}))
+                    tls.close()
+            except (OSError, ValueError, IndexError):
+                conn.close()
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.mark.parametrize("close_how", ["idle", "header"])
+def test_server_closing_a_kept_alive_connection_is_not_unreachable(run_login, site, close_how):
+    realm, line = site
+    stand_in = _Closing(realm, close_how)
+    conf = line.split("host_config=")[1]
+    with open(conf) as fh:
+        text = fh.read().replace(realm.server, stand_in.server)
+    with open(conf, "w") as fh:
+        fh.write(text)
+    try:
+        result = login(run_login, line, [PW])
+    finally:
+        stand_in.close()
+    assert result.ok, result.log
+    assert stand_in.paths == ["/v1/preauth", "/v1/auth"]
