@@ -157,3 +157,58 @@ def test_shared_parents_are_root_owned(run_login, tmp_path, system_user):
     assert shared.st_uid == 0 and stat.S_IMODE(shared.st_mode) == 0o755
     mine = os.lstat(tmp_path / "lib" / "sessions" / str(uid))
     assert mine.st_uid == uid and stat.S_IMODE(mine.st_mode) == 0o700
+
+
+# -- issue 8: the server refused the host (HOST_DISABLED): every kept session goes --
+
+def refused_host():
+    from otpme_auth import LoginRefused
+    from otpme_auth.keys import HOST_DISABLED
+
+    def collect(ctx):
+        ctx.stash[HOST_DISABLED] = "host_disabled"
+        raise LoginRefused("pre-auth refused: 403 host_disabled")
+    return make_plugin("online", otpme_auth_collect_credentials=collect,
+                       otpme_auth_verify=lambda ctx: None)
+
+
+def test_refused_host_drops_every_kept_session(run_login, tmp_path, system_user):
+    users = [setup(tmp_path, system_user) for _ in range(2)]
+    for user, uid, line, path in users:
+        assert run_login(plugins(stand_in(answer(user))), line, user=user, answers=[PW]).ok
+        assert os.path.exists(path)
+    foreign = tmp_path / "run" / "not-a-uid" / "otpme-auth"
+    foreign.mkdir(parents=True)
+    (foreign / "session").write_text("{}")
+    user, uid, line, path = users[0]
+    result = run_login(plugins(refused_host()), line, user=user, answers=[PW])
+    assert result.code == "AUTH_ERR"
+    for _, _, _, path in users:
+        assert not os.path.exists(path)
+    assert (foreign / "session").exists()     # not this template with a uid: not touched
+    assert any("(host_disabled): 2 kept session(s) removed" in x for x in result.log)
+
+
+def test_dropping_sessions_never_follows_a_symlink(run_login, tmp_path, system_user):
+    user, uid, line, path = setup(tmp_path, system_user)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "session").write_text("keep me")
+    run_dir = os.path.dirname(os.path.dirname(path))
+    os.makedirs(run_dir)
+    os.symlink(str(victim), os.path.join(run_dir, "otpme-auth"))
+    result = run_login(plugins(refused_host()), line, user=user, answers=[PW])
+    assert result.code == "AUTH_ERR"
+    assert (victim / "session").read_text() == "keep me"
+    assert any("kept sessions could not all be removed" in x and "symlink" in x
+               for x in result.log), result.log
+
+
+def test_no_host_refusal_no_drop(run_login, tmp_path, system_user):
+    user, uid, line, path = setup(tmp_path, system_user)
+    assert run_login(plugins(stand_in(answer(user))), line, user=user, answers=[PW]).ok
+    from otpme_auth import deny
+    refusing = make_plugin("online", otpme_auth_collect_credentials=lambda ctx: ctx.ask_authtok(),
+                           otpme_auth_verify=lambda ctx: deny("wrong_credentials"))
+    assert run_login(plugins(refusing), line, user=user, answers=[PW]).code == "AUTH_ERR"
+    assert os.path.exists(path)
