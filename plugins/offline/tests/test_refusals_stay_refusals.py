@@ -98,11 +98,16 @@ def test_disabled_user_on_a_disabled_host_stays_refused(pam_harness, system_user
 class StandIn:
     """A TLS server with the realm's certificate answering every request with ``respond``."""
 
-    def __init__(self, realm, respond):
+    def __init__(self, realm, respond, client_ca=None, max_version=None):
         self.respond = respond
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(realm.server_dir, "server.pem"),
                             os.path.join(realm.server_dir, "server.key"))
+        if client_ca:   # a server that refuses the host's certificate in the TLS layer
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
+        if max_version:
+            ctx.maximum_version = max_version
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.server = "127.0.0.1:%d" % self.listener.getsockname()[1]
         self.requests = []
@@ -170,6 +175,25 @@ def test_any_answer_is_a_refusal_never_offline(pam_harness, system_user, realm, 
     assert result.code == "AUTH_ERR", result.new
     assert not offline_used(result), result.new
     assert os.path.exists(site.token_file())    # not a host refusal: the cache stays
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_tls_alert_from_the_server_is_a_refusal(pam_harness, system_user, realm, tmp_path,
+                                                version):
+    """The server refuses the host's certificate (TLS 1.2: in the handshake; 1.3: after it)."""
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    assert site.run(PW).ok
+    other_ca = os.path.join(realm.server_dir, "server.pem")   # did not sign the host's cert
+    stand_in = StandIn(realm, lambda path, body: http(200, {}), client_ca=other_ca,
+                       max_version=getattr(ssl.TLSVersion, version))
+    try:
+        site.point_at(stand_in.server)
+        result = site.run(PW)
+    finally:
+        stand_in.close()
+    assert result.code == "AUTH_ERR", result.new
+    assert not offline_used(result), result.new
+    assert any("refused the" in line for line in result.new), result.new
 
 
 def test_a_5xx_is_no_decision_offline_stands_in(pam_harness, system_user, realm, tmp_path):

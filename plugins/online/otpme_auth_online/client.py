@@ -17,7 +17,8 @@ handshake that failed (the peer never answered as the realm's server), a
 timeout, the connection closed or reset before the answer was complete.
 :class:`BadAnswer` is an answer from the realm's server (it completed the
 pinned TLS handshake) that we cannot use: not HTTP, not JSON, too large, or a
-TLS alert once the handshake stood (the server refused our certificate).  The
+TLS alert the server sent (it refused our certificate, e.g. one it no longer
+accepts).  The
 plugin treats it as a refusal: the server spoke.  A well-formed refusal (any
 HTTP status) is not an error here.
 
@@ -101,6 +102,9 @@ class Client:
                 sock.settimeout(self.connection_timeout)
             except OSError as exc:
                 raw.close()
+                if _is_alert(exc):   # the server answered the handshake: it refuses us
+                    raise BadAnswer("%s refused the TLS handshake: %s" % (server, _reason(exc))) \
+                        from None
                 errors.append("%s: %s" % (server, _reason(exc)))
                 continue
             self.sock, self.server, self._buffer = sock, server, b""

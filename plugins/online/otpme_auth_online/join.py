@@ -20,7 +20,7 @@ from otpme_auth.errors import ConfigError
 from otpme_auth.statefile import StateFile
 
 from . import hostconfig
-from .client import Client, Unreachable
+from .client import BadAnswer, Client, Unreachable
 
 
 def add_command(subparsers):
@@ -118,7 +118,7 @@ def run_join(args, out):
         status, answer = client.request("/v1/join", {
             "host": args.host, "jotp": jotp,
             "csr": csr.public_bytes(serialization.Encoding.PEM).decode()})
-    except Unreachable as exc:
+    except (Unreachable, BadAnswer) as exc:
         raise ConfigError("join failed: %s" % exc) from None
     finally:
         client.close()
