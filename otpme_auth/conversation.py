@@ -25,7 +25,7 @@ _SEQUENCE = re.compile(
 #: Bidirectional-text controls (embeddings, overrides, isolates, marks).
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                   "\u2066\u2067\u2068\u2069")
-#: Shown as is in notices; in a prompt, a line break becomes a space.
+#: Shown as is (with ``multiline``); else a line break becomes a space.
 _LINE = frozenset("\n\t")
 MAX_TEXT = 4096
 
@@ -69,8 +69,8 @@ class Conversation:
 
     def prompt(self, text, echo=False):
         """Ask ``text``; return the answer (``echo`` shows what is typed)."""
-        return self._send("prompt_echo_on" if echo else "prompt_echo_off",
-                          sanitize(text, multiline=False))
+        # Line breaks stay: a prompt may be a challenge and a question (pam_ocra's cmsg/rmsg).
+        return self._send("prompt_echo_on" if echo else "prompt_echo_off", sanitize(text))
 
     def info(self, text):
         self._send("info", sanitize(text))

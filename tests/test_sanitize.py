@@ -73,8 +73,8 @@ def test_the_issue_example_and_friends():
 def test_every_conversation_call_is_sanitised():
     conv = ScriptedConversation(["pw", "name"])
     conv.prompt(EVIL + "Password: ")
-    conv.prompt("Name:\n" + EVIL, echo=True)
+    conv.prompt("Challenge: 1234\nName: " + EVIL, echo=True)
     conv.info("Welcome" + EVIL)
     conv.error("\x9b2JNo\u202e")
-    assert conv.transcript == [("prompt_echo_off", "Password: "), ("prompt_echo_on", "Name: "),
+    assert conv.transcript == [("prompt_echo_off", "Password: "), ("prompt_echo_on", "Challenge: 1234\nName: "),
                                ("info", "Welcome"), ("error", "No")]
