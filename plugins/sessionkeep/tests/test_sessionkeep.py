@@ -163,7 +163,7 @@ def test_shared_parents_are_root_owned(run_login, tmp_path, system_user):
 
 def refused_host():
     from otpme_auth import LoginRefused
-    from otpme_auth.keys import HOST_DISABLED
+    from otpme_auth_sessionkeep.keys import HOST_DISABLED
 
     def collect(ctx):
         ctx.stash[HOST_DISABLED] = "host_disabled"
