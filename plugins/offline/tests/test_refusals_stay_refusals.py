@@ -283,3 +283,19 @@ def test_disable_offline_removes_the_cache(pam_harness, system_user, realm, tmp_
     for typed in (PW, PW2):
         result = site.run(typed)
         assert not result.ok and not offline_used(result), (typed, result.new)
+
+
+def test_refused_host_opens_no_session_in_the_account_phase(pam_harness, system_user, realm,
+                                                             tmp_path):
+    """sshd calls acct_mgmt after a login another module authenticated (an ssh key): a
+    disabled host must refuse there too, as a refusal (PERM_DENIED), not a config error."""
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    pam_harness.service("login", pam_harness.line(site.options),
+                        pam_harness.line(site.options, type="account"))
+    assert site.run(PW).ok
+    assert pam_harness.run("login", site.user, "acct_mgmt").code == "SUCCESS"
+    realm.admin("host", "disable", "h1")
+    mark = len(pam_harness.read_log())
+    result = pam_harness.run("login", site.user, "acct_mgmt")
+    assert result.code == "PERM_DENIED", result.log[mark:]
+    assert any("host_disabled" in line for line in result.log[mark:])

@@ -29,7 +29,7 @@ that names no other verifier (seed 000's minimal ``pam_otpme.py try_first_pass``
 """
 
 from otpme_auth import (
-    Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
+    ConfigError, Key, LoginRefused, allow, choice, deny, hookimpl, path, seconds, unavailable,
 )
 from otpme_auth.keys import GREETING, LOGIN_ANSWER
 
@@ -312,6 +312,10 @@ def otpme_auth_check_account(ctx, options):
     if status == 404:
         raise ConfigError("the server does not answer account checks (POST /v1/account): "
                           "upgrade it, or leave the account line out")
+    if answer.get("error") in HOST_REFUSALS:
+        # An answer, so a refusal: this host may not open anyone's session (offline neither).
+        return deny("account refused by %s: %s" % (client.server, _error_text(answer, status)),
+                    USER_MESSAGE, pam_code="PERM_DENIED")
     if status != 200:
         raise ConfigError("the server rejected the account request: %s" % _error_text(answer, status))
     result = answer.get("status")
