@@ -165,27 +165,33 @@ def cmd_install_pam(args, out):
     return 0
 
 
+PAM_FUNCTIONS = ["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"]
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="otpme-auth", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="otpme-auth",
+                                     description=__doc__.split("\n\n")[0].replace("``", ""))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to do")
     sub.required = True
 
     p = sub.add_parser("check-config", help="show what a PAM line's options mean, or the error")
     p.add_argument("options", nargs="*", help="the options of the PAM line (quote the whole line)")
-    p.add_argument("--function", default="authenticate",
-                   choices=["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"])
+    p.add_argument("--function", default="authenticate", choices=PAM_FUNCTIONS,
+                   help="the PAM function whose line this is (default: %(default)s)")
     p.add_argument("--default-verifier", metavar="NAME",
                    help="the plugin enabled when a line names no verifier (default: "
                         "online, as install-pam writes it; none: no default)")
     p.set_defaults(run=cmd_check_config)
 
     p = sub.add_parser("login", help="run a PAM call in this terminal, like pamtester")
-    p.add_argument("user")
+    p.add_argument("user", help="the user to log in (PAM_USER)")
     p.add_argument("options", nargs="*", help="the options of the PAM line")
-    p.add_argument("--service", default="otpme-auth-login")
-    p.add_argument("--function", default="authenticate",
-                   choices=["authenticate", "setcred", "acct_mgmt", "open_session", "close_session"])
-    p.add_argument("--cache-dir", default=None, help="plugin cache dir (default: none)")
+    p.add_argument("--service", default="otpme-auth-login",
+                   help="PAM_SERVICE, as the application names itself (default: %(default)s)")
+    p.add_argument("--function", default="authenticate", choices=PAM_FUNCTIONS,
+                   help="the PAM function to run (default: %(default)s)")
+    p.add_argument("--cache-dir", default=None,
+                   help="the plugin registry cache (default: none, scan the plugins each time)")
     p.add_argument("--rhost", default=None, help="PAM_RHOST: the remote host, as sshd sets it")
     p.add_argument("--ruser", default=None, help="PAM_RUSER: the requesting user, as sudo sets it")
     p.add_argument("--tty", default=None, help="PAM_TTY: the terminal (pts/0, or :0 for a display)")
@@ -223,7 +229,8 @@ def build_parser():
     p.set_defaults(run=cmd_list_plugins)
 
     p = sub.add_parser("refresh-plugins", help="rescan installed plugins and rewrite the cache")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                   help="the plugin registry cache to rewrite (default: %(default)s)")
     p.set_defaults(run=cmd_refresh_plugins)
     parser.commands = sub  # plugins add theirs here (add_plugin_commands)
     return parser

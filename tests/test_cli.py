@@ -163,3 +163,24 @@ def test_usage_error_exits_2():
     with pytest.raises(SystemExit) as info:
         main(["no-such-command"])
     assert info.value.code == 2
+
+
+def test_every_command_and_argument_says_what_it_is_for():
+    """`otpme-auth COMMAND --help` answers: no bare argument, the plugins' commands included."""
+    import argparse
+
+    from otpme_auth.cli import add_plugin_commands, build_parser
+    parser = build_parser()
+    add_plugin_commands(parser.commands)
+    bare = []
+
+    def walk(prefix, sub):
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(prefix + [name], child)
+            if not isinstance(action, argparse._HelpAction) and not action.help:
+                bare.append("%s %s" % (" ".join(prefix), "/".join(action.option_strings)
+                                       or action.dest))
+    walk([], parser)
+    assert not bare, "arguments without help: %s" % ", ".join(bare)

@@ -30,7 +30,8 @@ class EnrollError(OtpmeAuthError):
 def add_commands(subparsers):
     parser = subparsers.add_parser(
         "enroll", help="create a google-authenticator secret file (TOTP or HOTP) for a user")
-    sub = parser.add_subparsers(dest="enroll_kind", metavar="totp|hotp")
+    sub = parser.add_subparsers(dest="enroll_kind", metavar="totp|hotp",
+                                help="the kind of token to enroll")
     sub.required = True
     for kind, text in (("totp", "time-based codes (RFC 6238)"), ("hotp", "counter-based codes (RFC 4226)")):
         p = sub.add_parser(kind, help=text, description="The flags of google-authenticator(1).")

@@ -20,7 +20,8 @@ class ToolError(OtpmeAuthError):
 
 def add_commands(subparsers):
     parser = subparsers.add_parser("ocra", help="manage OCRA credential files (init, info, sync)")
-    sub = parser.add_subparsers(dest="ocra_command", metavar="init|info|sync")
+    sub = parser.add_subparsers(dest="ocra_command", metavar="init|info|sync",
+                                help="what to do with the user's OCRA file")
     sub.required = True
 
     p = sub.add_parser("init", help="write a new credential file for a user")
@@ -43,10 +44,10 @@ def add_commands(subparsers):
 
     p = sub.add_parser("sync", help="resynchronise the counter from two consecutive responses")
     _target_args(p)
-    p.add_argument("--challenge1", required=True)
-    p.add_argument("--response1", required=True)
-    p.add_argument("--challenge2", required=True)
-    p.add_argument("--response2", required=True)
+    p.add_argument("--challenge1", required=True, help="a challenge shown to the token")
+    p.add_argument("--response1", required=True, help="the token's response to --challenge1")
+    p.add_argument("--challenge2", required=True, help="the next challenge shown to the token")
+    p.add_argument("--response2", required=True, help="the token's response to --challenge2")
     p.add_argument("--search", type=int, default=1000, help="counters to search ahead (default 1000)")
     p.set_defaults(run=cmd_sync)
 

@@ -20,19 +20,19 @@ class ToolError(OtpmeAuthError):
 def add_commands(subparsers):
     p = subparsers.add_parser(
         "pin-offline-token", help="allow only TOKEN to log USER in on this host (online, offline)")
-    p.add_argument("user")
+    p.add_argument("user", help="the local user name")
     p.add_argument("token", help="a token with an offline cache on this host, e.g. alice/pass")
     _dir_arg(p)
     p.set_defaults(run=cmd_pin)
 
     p = subparsers.add_parser("unpin-offline-token", help="remove USER's pinned offline token")
-    p.add_argument("user")
+    p.add_argument("user", help="the local user name")
     _dir_arg(p)
     p.set_defaults(run=cmd_unpin)
 
     p = subparsers.add_parser(
         "show-offline-token", help="show USER's offline caches (default: every user), no secrets")
-    p.add_argument("user", nargs="?")
+    p.add_argument("user", nargs="?", help="the local user name (default: every user)")
     _dir_arg(p)
     p.set_defaults(run=cmd_show)
 

@@ -26,10 +26,11 @@ _KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z
 def add_command(subparsers):
     p = subparsers.add_parser("authorized-keys", help="print a user's ssh keys from the realm "
                               "(sshd's AuthorizedKeysCommand)")
-    p.add_argument("user")
+    p.add_argument("user", help="the user sshd asks for (AuthorizedKeysCommand's %u)")
     p.add_argument("--config", default=hostconfig.DEFAULT_PATH,
                    help="the host config (default: %(default)s)")
-    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument("--connect-timeout", type=float, default=3.0, metavar="SECONDS",
+                   help="give up on a server after this long (default: %(default)s)")
     p.set_defaults(run=run)
 
 

@@ -37,7 +37,8 @@ def add_command(subparsers):
     p.add_argument("--ca", required=True, help="the realm CA certificate (PEM), obtained out of band")
     p.add_argument("--config", default=hostconfig.DEFAULT_PATH,
                    help="where to write the host config (default: %(default)s)")
-    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument("--connect-timeout", type=float, default=3.0, metavar="SECONDS",
+                   help="give up on a server after this long (default: %(default)s)")
     p.set_defaults(run=run_join)
 
 

@@ -3,7 +3,8 @@
 
 def add_command(subparsers):
     p = subparsers.add_parser("smartcard", help="the YubiKeys (HMAC-SHA1 slots) this host sees")
-    sub = p.add_subparsers(dest="smartcard_command", required=True)
+    sub = p.add_subparsers(dest="smartcard_command", required=True,
+                          help="what to do with the connected card")
     ls = sub.add_parser("list", help="list connected YubiKeys, their serials and HMAC-SHA1 slots")
     ls.add_argument("--reader", default="yubico", help="reader name filter (default: yubico)")
     ls.set_defaults(run=_list)
