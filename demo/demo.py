@@ -102,28 +102,28 @@ def main():
         print("   PAM line: " + pam.line(options, log=False))
 
         say("3. log in online: the user types password + PIN + code in one prompt")
-        show(pam.run("demo", USER, answers=[PASSWORD + pin + current_code(secret)]))
+        show(pam.run("demo", USER, interleaved=True, answers=[PASSWORD + pin + current_code(secret)]))
         if os.path.isdir(home):
             st = os.stat(home)
             print("   home %s created, owner %s, mode %o"
                   % (home, pwd.getpwuid(st.st_uid).pw_name, st.st_mode & 0o7777))
 
         say("   a wrong password is refused (the server says why: show_errors)")
-        show(pam.run("demo", USER, answers=["not the password" + pin + current_code(secret)]))
+        show(pam.run("demo", USER, interleaved=True, answers=["not the password" + pin + current_code(secret)]))
 
         say("4. the server stops")
         realm.stop()
         if offline:
             say("   log in again, offline: password + PIN + a new code")
             time.sleep(30 - time.time() % 30 + 0.1)  # the next time step: codes are one-time
-            show(pam.run("demo", USER, answers=[PASSWORD + pin + current_code(secret)]))
+            show(pam.run("demo", USER, interleaved=True, answers=[PASSWORD + pin + current_code(secret)]))
         else:
             say("   without the offline plugin, the login is unavailable")
-            show(pam.run("demo", USER, answers=[PASSWORD + pin + current_code(secret)]))
+            show(pam.run("demo", USER, interleaved=True, answers=[PASSWORD + pin + current_code(secret)]))
 
         say("5. a misspelt option fails closed")
         pam.service("broken", pam.line(options + " cache_login_tokenz"))
-        show(pam.run("broken", USER, answers=[PASSWORD]))
+        show(pam.run("broken", USER, interleaved=True, answers=[PASSWORD]))
 
         say("what the module logged (syslog authpriv; here also %s)" % pam.log_path)
         for line in pam.read_log():

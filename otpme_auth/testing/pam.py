@@ -172,7 +172,7 @@ class PamHarness(ModuleDir):
         return os.path.join(PAM_WRAPPER_MODULES, name)
 
     def run(self, service, user, *functions, answers=(), env=None, timeout=60, items=None,
-            as_user=None, private_tmp=False):
+            as_user=None, private_tmp=False, interleaved=False):
         """Run ``pamtester service user functions...`` (default: authenticate).
 
         ``items``: PAM items to set first, e.g. ``{"rhost": "10.0.0.1", "tty": "pts/1"}``.
@@ -180,6 +180,8 @@ class PamHarness(ModuleDir):
         (``setpriv --reuid U --regid G --init-groups``); the harness's directory, its
         script and log must then be reachable by that user (:meth:`share_with`).
         ``private_tmp``: see :func:`as_user_prefix`.
+        ``interleaved``: pamtester's stderr (prompts, errors) and stdout (info) in one
+        stream, in the order a terminal shows them (``result.stdout``; stderr empty).
         """
         environ = dict(os.environ)
         environ.update({
@@ -195,7 +197,10 @@ class PamHarness(ModuleDir):
                 + [service, user] + list(functions or ("authenticate",)))
         for attempt in range(40):
             proc = subprocess.run(argv, input="".join(a + "\n" for a in answers),
-                                  capture_output=True, text=True, env=environ, timeout=timeout)
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT if interleaved else subprocess.PIPE,
+                                  text=True, env=environ, timeout=timeout)
+            proc.stderr = proc.stderr or ""
             # pam_wrapper has 36 names for its per-process directory (/tmp/pam.0-Z), shared by
             # the whole machine: when all are taken, its start-up fails before pam_start, so
             # nothing of the login ran and the run is simply repeated.
