@@ -7,6 +7,7 @@ password is generated and shown once, or read from stdin with ``-``.
 
 import argparse
 import datetime
+import io
 import os
 import sys
 import time
@@ -97,6 +98,10 @@ def _member_arg(verb):
     return {"token": "USER/TOKEN", "role": "ROLE", "policy": "POLICY"}[verb.split("_", 1)[1]]
 
 
+class OutputLost(ServerError):
+    """A change's output could not be written, so the change was not committed."""
+
+
 class Admin:
     """Holds the open store, the secret box and the output stream of one command."""
 
@@ -117,8 +122,22 @@ class Admin:
         with self.store.session() as c:
             if verb in ("show", "list"):
                 return handler(c, args, opts) or 0
-            with c.transaction():
-                return handler(c, args, opts) or 0
+            # A change commits only once its output (often a secret shown once) is written:
+            # all of it in one write, so what a reader saw (``| head``) was committed, and
+            # output that could not be written (a closed pipe, a full disk) changes nothing.
+            out, self.out = self.out, io.StringIO()
+            try:
+                with c.transaction():
+                    code = handler(c, args, opts) or 0
+                    try:
+                        out.write(self.out.getvalue())
+                        out.flush()
+                    except OSError as exc:
+                        raise OutputLost(f"the realm was not changed: the command's output could not "
+                                         f"be written ({exc.strerror or exc})") from None
+                return code
+            finally:
+                self.out = out
 
     def _handler(self, obj, verb):
         """The method ``OBJ_VERB``, or a verb of the tables below; None if there is none."""

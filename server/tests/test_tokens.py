@@ -4,6 +4,7 @@ ssh signatures over a fresh single-use nonce."""
 import base64
 import hashlib
 import hmac
+import os
 import time
 
 import pytest
@@ -160,3 +161,43 @@ def test_hmac_slot_and_secret_from_stdin(realm_dir, host, capsys):
         assert rc != 0 and ("40 hex digits" in err or "stdin" in err), err
     rc, _ = adm(d, "token", "add", "--type", "hmac", "--slot", "3", "carol/yk3")
     assert rc != 0
+
+
+class _ClosedPipe:
+    """An output whose reader went away (``otpme-auth-admin ... | head`` after head exited)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+
+def test_a_secret_that_cannot_be_shown_is_not_added(realm_dir, capsys):
+    """A token's secret is shown once: if its output is lost, the token must not exist
+    (and the admin is told), so no one holds a token whose secret no one saw."""
+    from otpme_auth_server import admin
+    adm_ok(realm_dir, "user", "add", "bob", "--no-login-token")
+    rc = admin.main(["--dir", realm_dir, "token", "add", "bob/t1", "--type", "totp"],
+                    out=_ClosedPipe())
+    assert rc == 2
+    assert "the realm was not changed" in capsys.readouterr().err
+    rc, out = adm(realm_dir, "token", "show", "bob/t1")
+    assert rc != 0
+    # What was written is what was committed: a whole output means the token exists.
+    out = adm_ok(realm_dir, "token", "add", "bob/t1", "--type", "totp")
+    assert shown_secret(out) and "bob/t1" in adm_ok(realm_dir, "token", "show", "bob/t1")
+
+
+def test_what_head_showed_was_added(realm_dir):
+    """`otpme-auth-admin user add carol | head -1` printed 'User carol added': carol exists
+    (it used to be rolled back when the rest of the output met the closed pipe)."""
+    import shutil
+    import subprocess
+    import sys
+    admin_cmd = os.path.join(os.path.dirname(sys.executable), "otpme-auth-admin")
+    assert shutil.which(admin_cmd), admin_cmd
+    shown = subprocess.run("%s --dir %s user add carol | head -1" % (admin_cmd, realm_dir),
+                           shell=True, capture_output=True, text=True, timeout=60)
+    assert "carol" in shown.stdout, shown
+    assert "carol" in adm_ok(realm_dir, "user", "show", "carol")
