@@ -52,6 +52,12 @@ REASONS = {
 }
 
 # The limits used when a host's access group does not exist (those of a new group).
+#: An attempt that finds every slot of the user's failure budget taken, the last one taken
+#: less than SLOT_WAIT seconds before, waits up to SLOT_WAIT seconds for attempts still in
+#: flight to give theirs back (a success does) before it is refused as ``blocked``
+#: (docs/server.md, "Failed logins"); it looks every SLOT_POLL seconds (jittered).
+SLOT_WAIT = 5.0
+SLOT_POLL = 0.03
 MISSING_GROUP = {"max_fail": 5, "max_fail_reset": 0, "policies": []}
 # What an unknown user's pre-auth looks like: a user with one plain password token.
 DEFAULT_METHODS = [{"type": "password", "password_required": True, "otp_len": 0,
@@ -186,6 +192,35 @@ class Engine:
                                           max_fail, max_fail, reset, reset))
         challenge = self._take_challenge(c, challenge_id) if challenge_id is not None else None
         return (None if row is None else (int(row[0]), float(row[1]))), challenge
+
+    @staticmethod
+    def _budget(c, user, group):
+        """(slots taken, when the last was taken) of the user's budget; (0, 0) if none."""
+        row = c.one("SELECT fails, last_fail FROM fail_state WHERE username = ? AND accessgroup = ?",
+                    (user, group))
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
+    async def _wait_for_slot(self, user, group, now, max_fail, reset):
+        """A slot given back by an attempt in flight, or None (the budget is spent).
+
+        Every slot taken: by failures, or by attempts still being checked (the user
+        logging in on several hosts at once). Only if a slot was taken in the last
+        SLOT_WAIT seconds can one come back soon; then wait for it, reading (cheap,
+        concurrent) until the count drops, and take it as any attempt does.
+        """
+        fails, last = await self.store.run(self._budget, user, group)
+        if now - last >= SLOT_WAIT:
+            return None
+        deadline = time.monotonic() + SLOT_WAIT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(SLOT_POLL * (0.5 + secrets.randbelow(1000) / 1000))
+            fails, _ = await self.store.run(self._budget, user, group)
+            if max_fail and fails >= max_fail:
+                continue
+            slot, _ = await self.store.run(self._begin, user, group, now, max_fail, reset, None)
+            if slot is not None:
+                return slot
+        return None
 
     @staticmethod
     def _give_back(c, user, group, slot, clear):
@@ -471,9 +506,11 @@ class Engine:
                     await asyncio.get_running_loop().run_in_executor(
                         self._cpu, self.passwords.verify, self._dummy_hash, req["password"])
                 raise Refused("wrong_credentials")
+            max_fail, reset = int(ag.get("max_fail", 0)), ag.get("max_fail_reset", 0)
             slot, challenge = await self.store.run(
-                self._begin, user, group, now, int(ag.get("max_fail", 0)),
-                ag.get("max_fail_reset", 0), req.get("challenge_id"))
+                self._begin, user, group, now, max_fail, reset, req.get("challenge_id"))
+            if slot is None:
+                slot = await self._wait_for_slot(user, group, now, max_fail, reset)
             if slot is None:
                 raise Refused("blocked")
             result = await self._verify(host_name, host, group, ag, user, urow, tokens, slot,

@@ -322,3 +322,21 @@ def test_a_missing_access_group_fails_closed(tmp_path):
         assert "access group GONE does not exist" in r.servers[0].logtext()
     finally:
         r.stop()
+
+
+def test_more_parallel_right_logins_than_max_fail_all_succeed(lockrealm):
+    """A user logging in on many hosts at once (an ansible run, a cluster ssh) holds more
+    slots in flight than max_fail allows: the right logins wait for each other's slots
+    instead of being refused as blocked; wrong ones still stop at max_fail."""
+    r = lockrealm
+    add_bob_with_password(r)
+    r.adm("accessgroup", "max_fail", "LOGIN", "2")
+    r.start()
+    clients = r.clients(40)
+    results = race(clients, [lambda c: c.auth("bob", PW)] * 40)
+    assert reasons(results) == {"ok": 40}
+    assert r.fails() == 0
+    results = race(clients, [lambda c, i=i: c.auth("bob", f"wrong {i}") for i in range(40)])
+    assert reasons(results) == {"wrong_credentials": 2, "blocked": 38}
+    for c in clients:
+        c.close()
