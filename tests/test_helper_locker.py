@@ -43,7 +43,8 @@ class Locker:
         self.offline_dir = os.path.join(pam.dir, "offline")
         self.sock = os.path.join(pam.dir, "run", "helper.sock")
         self.helper_log = os.path.join(pam.dir, "helper.log")
-        self.helper_line = ["host_config=%s" % self.conf, "connect_timeout=1", "cache_login_tokens",
+        # connect_timeout: a loaded machine may take over a second to accept 40 connections.
+        self.helper_line = ["host_config=%s" % self.conf, "connect_timeout=10", "cache_login_tokens",
                             "offline_cache_dir=%s" % self.offline_dir, FAST_KDF,
                             "log_file=%s" % self.helper_log]
         self.proc = None
