@@ -9,13 +9,14 @@
   with the user's effective uid, gid and groups, so the kernel checks that the
   user could reach that socket (root is not tricked into using a socket the user
   cannot use).
-* :func:`sign` asks the agent (paramiko's agent client) to sign with one key;
-  RSA keys always with ``rsa-sha2-512`` (never ``ssh-rsa``, SHA-1).
+* :class:`Agent` speaks the agent protocol itself (``REQUEST_IDENTITIES``,
+  ``SIGN_REQUEST``: a few bytes each way, no library); RSA keys are always asked
+  for ``rsa-sha2-512`` (never ``ssh-rsa``, SHA-1).
 * :func:`verify` checks a signature blob against a public key blob, refusing
   any algorithm but ssh-ed25519, ecdsa-sha2-nistp256/384/521 and
   rsa-sha2-256/512.
 
-paramiko is imported only here, and only when an agent is actually asked.
+No paramiko; cryptography is imported only to check a signature (:func:`verify`).
 """
 
 import base64
@@ -152,33 +153,78 @@ def connect(path, uid, gid, user, timeout=AGENT_TIMEOUT):
             os.close(fd)
 
 
+#: The agent protocol (draft-miller-ssh-agent): the few messages we use.
+_REQUEST_IDENTITIES, _IDENTITIES_ANSWER = 11, 12
+_SIGN_REQUEST, _SIGN_RESPONSE = 13, 14
+_FAILURE = 5
+_RSA_SHA2_512 = 4  # SSH_AGENT_RSA_SHA2_512 sign flag
+MAX_MESSAGE = 256 * 1024
+MAX_KEYS = 1000
+
+
+def rsa_bits(blob):
+    """The modulus size of an ``ssh-rsa`` public key blob (``string t, mpint e, mpint n``)."""
+    _, pos = _ssh_string(blob, 0)
+    _, pos = _ssh_string(blob, pos)
+    n, _ = _ssh_string(blob, pos)
+    return int.from_bytes(n, "big").bit_length()
+
+
 class Agent:
-    """The keys of one agent connection (paramiko's agent client over our socket)."""
+    """One agent connection, speaking the agent protocol itself (a few bytes each way).
+
+    Listing the keys (``REQUEST_IDENTITIES``) and signing (``SIGN_REQUEST``) need no
+    library: no paramiko, nor cryptography, on the login path (issue 13 point 4).
+    """
 
     def __init__(self, sock):
-        from paramiko.agent import AgentSSH
-        from paramiko.ssh_exception import SSHException
-        self._agent = AgentSSH()
+        self._sock = sock
+        self._keys = None
+
+    def _call(self, body):
         try:
-            self._agent._connect(sock)
-        except (SSHException, OSError) as exc:
-            sock.close()
-            raise AgentError("the agent did not list its keys: %s" % exc) from None
+            self._sock.sendall(len(body).to_bytes(4, "big") + body)
+            head = self._recv(4)
+            n = int.from_bytes(head, "big")
+            if not 0 < n <= MAX_MESSAGE:
+                raise AgentError("the agent sent a message of %d bytes" % n)
+            return self._recv(n)
+        except OSError as exc:
+            raise AgentError("the agent connection failed: %s" % (exc.strerror or exc)) from None
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self._sock.recv(n - len(buf))
+            if not chunk:
+                raise AgentError("the agent closed the connection")
+            buf += chunk
+        return buf
 
     def keys(self):
-        """[(type, blob, agent key)] of the keys we accept (types and RSA size)."""
-        out = []
-        for k in self._agent.get_keys():
-            t = k.get_name()
-            if t not in KEY_ALGORITHMS:
-                continue
-            if t == "ssh-rsa":
-                try:
-                    if k.get_bits() < MIN_RSA_BITS:
-                        continue
-                except Exception:  # noqa: BLE001 - a key paramiko cannot size is not used
+        """[(type, blob, blob)] of the keys we accept (types and RSA size), asked once."""
+        if self._keys is not None:
+            return self._keys
+        answer = self._call(bytes([_REQUEST_IDENTITIES]))
+        if answer[0] != _IDENTITIES_ANSWER:
+            raise AgentError("the agent did not list its keys (answer type %d)" % answer[0])
+        try:
+            count = int.from_bytes(answer[1:5], "big")
+            if len(answer) < 5 or count > MAX_KEYS:
+                raise ValueError("bad key count")
+            pos, out = 5, []
+            for _ in range(count):
+                blob, pos = _ssh_string(answer, pos)
+                _, pos = _ssh_string(answer, pos)  # the comment
+                t = key_type(blob)
+                if t not in KEY_ALGORITHMS:
                     continue
-            out.append((t, k.blob, k))
+                if t == "ssh-rsa" and rsa_bits(blob) < MIN_RSA_BITS:
+                    continue
+                out.append((t, blob, blob))
+        except ValueError:
+            raise AgentError("the agent's key list is malformed") from None
+        self._keys = out
         return out
 
     def find(self, blob):
@@ -189,25 +235,33 @@ class Agent:
         return None
 
     def sign(self, key, data):
-        """The agent's signature blob (``string algo, string sig``) over ``data``."""
-        from paramiko.ssh_exception import SSHException
-        algorithm = "rsa-sha2-512" if key.get_name() == "ssh-rsa" else None
+        """The agent's signature blob (``string algo, string sig``) over ``data``.
+
+        RSA keys are asked for rsa-sha2-512 (never ssh-rsa, SHA-1).
+        """
+        flags = _RSA_SHA2_512 if key_type(key) == "ssh-rsa" else 0
+        answer = self._call(bytes([_SIGN_REQUEST]) + _string(key) + _string(data)
+                            + flags.to_bytes(4, "big"))
+        if answer[0] != _SIGN_RESPONSE:
+            raise AgentError("the agent refused to sign with the %s key" % key_type(key))
         try:
-            return key.sign_ssh_data(data, algorithm)
-        except (SSHException, OSError) as exc:
-            raise AgentError("the agent refused to sign with the %s key: %s"
-                             % (key.get_name(), exc)) from None
+            signature, _ = _ssh_string(answer, 1)
+        except ValueError:
+            raise AgentError("the agent's signature answer is malformed") from None
+        return signature
 
     def close(self):
-        self._agent._close()
+        self._sock.close()
 
 
-def verify(public_blob, data, sig_blob):
-    """Check ``sig_blob`` over ``data`` with the key ``public_blob``.
+def _string(b):
+    return len(b).to_bytes(4, "big") + b
 
-    :returns: None when the signature is good.
-    :raises AgentError: saying why not (the algorithm, ssh-rsa SHA-1, a bad signature).
-    """
+
+def check_algorithm(public_blob, sig_blob):
+    """The signature's algorithm if it is one we accept for this key, else AgentError
+    (ssh-rsa SHA-1 said so).  Needs no cryptography: what an answer to a remote
+    verifier (the server, the offline cache) is checked with before it is sent."""
     try:
         ktype = key_type(public_blob)
         algo, _ = _ssh_string(sig_blob, 0)
@@ -221,12 +275,47 @@ def verify(public_blob, data, sig_blob):
         if algo == "ssh-rsa":
             raise AgentError("an ssh-rsa (SHA-1) signature: refused, only rsa-sha2-256/512")
         raise AgentError("signature algorithm %s does not fit a %s key" % (algo[:40], ktype))
-    from paramiko.message import Message
-    from paramiko.pkey import PKey
+    return algo
+
+
+def verify(public_blob, data, sig_blob):
+    """Check ``sig_blob`` over ``data`` with the key ``public_blob``.
+
+    :returns: None when the signature is good.
+    :raises AgentError: saying why not (the algorithm, ssh-rsa SHA-1, a bad signature).
+    """
+    algo = check_algorithm(public_blob, sig_blob)
+    if not verify_blob(public_blob, algo, sig_blob, data):
+        raise AgentError("the signature does not verify with the %s key" % key_type(public_blob))
+
+
+def verify_blob(public_blob, algo, sig_blob, data):
+    """True if the ssh signature blob verifies over ``data`` (cryptography, imported here)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
     try:
-        key = PKey.from_type_string(ktype, public_blob)
-        good = key.verify_ssh_sig(data, Message(sig_blob))
-    except Exception:  # noqa: BLE001 - any parse failure is a bad signature
-        good = False
-    if not good:
-        raise AgentError("the signature does not verify with the %s key" % ktype)
+        _, pos = _ssh_string(sig_blob, 0)
+        sig, _ = _ssh_string(sig_blob, pos)
+        key = load_ssh_public_key(key_type(public_blob).encode() + b" "
+                                  + base64.b64encode(public_blob))
+        if isinstance(key, ed25519.Ed25519PublicKey) and algo == "ssh-ed25519":
+            key.verify(sig, data)
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and algo == key_type(public_blob):
+            r, p = _ssh_string(sig, 0)
+            s, _ = _ssh_string(sig, p)
+            h = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[
+                key.curve.key_size]
+            key.verify(encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big")),
+                       data, ec.ECDSA(h))
+            return True
+        if isinstance(key, rsa.RSAPublicKey) and algo in ("rsa-sha2-256", "rsa-sha2-512"):
+            h = hashes.SHA256() if algo == "rsa-sha2-256" else hashes.SHA512()
+            key.verify(sig, data, padding.PKCS1v15(), h)
+            return True
+    except (ValueError, TypeError, KeyError, InvalidSignature, AttributeError):
+        return False
+    return False
