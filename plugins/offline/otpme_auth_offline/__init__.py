@@ -91,6 +91,8 @@ def otpme_auth_pre_auth(ctx, options):
     cache = open_cache(options)
     _hint_prompt(ctx, cache)
     _pending_reports(ctx, cache)
+    from . import sshlogin
+    sshlogin.offer(ctx, cache)   # ssh tokens: a fresh nonce per cached key (docs/offline.md)
     if not options.unlock_via_offline_token:
         return None
     import os
@@ -166,7 +168,11 @@ def drop_all(ctx, options, why):
     disables the host".
     """
     try:
-        removed = open_cache(options).remove_all_tokens()
+        from . import sshlogin
+        cache = open_cache(options)
+        removed = cache.remove_all_tokens()
+        for user, tokens in sshlogin.remove_all(cache).items():
+            removed.setdefault(user, []).extend(tokens)
     except (CacheError, StateFileError, ValueError) as exc:
         ctx.log.error("the server refused this host (%s), but its offline caches could not all "
                       "be removed: %s" % (why, exc), NAME)
@@ -178,8 +184,9 @@ def drop_all(ctx, options, why):
 
 def drop_token(ctx, cache, token, why):
     """Remove ``token``'s cache of ``ctx.user``: the last online login did not renew it."""
+    from . import sshlogin
     try:
-        if cache.remove(ctx.user, token):
+        if cache.remove(ctx.user, token) | sshlogin.remove(cache, ctx.user, token):
             ctx.log.warning("offline cache of %s token %s removed: %s" % (ctx.user, token, why),
                             NAME)
     except (CacheError, StateFileError, ValueError) as exc:
@@ -242,6 +249,9 @@ def otpme_auth_check_account(ctx, options):
             header = cache.info(ctx.user, token)
             if header is not None and time.time() < min(header.expires, header.unused_until()):
                 return allow("the offline cache of %s (token %s) is valid" % (ctx.user, token))
+        from . import sshlogin
+        if sshlogin.valid(cache, ctx.user):
+            return allow("the offline ssh record of %s is valid" % ctx.user)
     except (CacheError, StateFileError, ValueError) as exc:
         ctx.log.warning("account: cannot read the offline cache: %s" % exc, NAME)
         return None  # no stand-in: an unavailable server check then fails closed
@@ -256,16 +266,22 @@ def otpme_auth_check_account(ctx, options):
 def otpme_auth_verify_fallback(ctx, options, unavailable):
     if "online" not in unavailable:
         return abstain("only stands in for online")
-    typed = ctx.credentials.get(PASSWORD)
-    if typed is None:
-        return _unavailable("nothing was typed for the offline cache")
+    from . import sshlogin
     cache = open_cache(options)
+    ssh = sshlogin.verify(ctx, cache)   # an ssh record and the agent's signature
+    if ssh is not None and ssh != sshlogin.UNANSWERED:
+        return ssh
+    typed = ctx.credentials.get(PASSWORD)
     try:
-        tokens = _candidates(cache, ctx.user)
+        tokens = _candidates(cache, ctx.user) if typed is not None else []
     except (CacheError, StateFileError, ValueError) as exc:
         return _refuse(ctx, exc)
     if not tokens:
-        return _unavailable("no offline cache for %s" % ctx.user)
+        if ssh == sshlogin.UNANSWERED:   # an ssh record, and no signature: a refusal
+            return deny("offline: no ssh login from the cached ssh record (the lines above say why)",
+                        user_message="Offline login failed.", final=True)
+        return _unavailable("nothing was typed for the offline cache" if typed is None
+                            else "no offline cache for %s" % ctx.user)
     params = _unlock_params(options)
     failure = None
     for token in tokens:
@@ -410,11 +426,14 @@ def otpme_auth_post_login(ctx, options):
     entries = [e for e in answer.get("offline") or () if isinstance(e, dict)] \
         if isinstance(answer.get("offline"), list) else []
     stored = set()
+    if options.cache_login_tokens:   # ssh records need nothing typed (sshlogin.py)
+        from . import sshlogin
+        stored |= sshlogin.store_entries(ctx, cache, entries, answer)
     typed = ctx.credentials.get(PASSWORD)
     if options.cache_login_tokens and entries:
-        if typed is None:
+        if typed is None and any(e.get("type") != "ssh" for e in entries):
             ctx.log.info("nothing typed: no offline cache written", NAME)
-        for entry in entries if typed is not None else ():
+        for entry in [e for e in entries if e.get("type") != "ssh"] if typed is not None else ():
             try:
                 if _store(ctx, options, cache, answer, entry, typed):
                     stored.add(entry.get("token"))

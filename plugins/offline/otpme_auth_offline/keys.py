@@ -1,6 +1,8 @@
 """The keys offline shares with other plugins (see :class:`otpme_auth.Key`).
 
-Written here, by offline: ``OFFLINE_FIRST``, ``PROMPT_HINT``, ``OFFLINE_USED_CODES``.
+Written here, by offline: ``OFFLINE_FIRST``, ``PROMPT_HINT``, ``OFFLINE_USED_CODES``,
+``OFFLINE_CHALLENGES`` (and ``OFFLINE_CHALLENGE_RESPONSE``, defined here and written by the
+responder, sshagent, declared alike in ``otpme_auth_sshagent.keys``).
 Read here, written by online (declared alike in ``otpme_auth_online.keys``):
 ``OFFLINE_USED_REPORTED``, ``HOST_DISABLED``.
 """
@@ -16,6 +18,16 @@ PROMPT_HINT = Key("offline.prompt_hint", "the prompt for the main secret when no
 OFFLINE_USED_CODES = Key("offline.used_codes", "the one-time codes this host accepted offline "
                          "and has not yet reported to the server: a list of {'token': name, "
                          "'counter': n} (docs/protocol.md)", list)
+OFFLINE_CHALLENGES = Key("offline.challenges", "offline ssh logins: one method per authentic, "
+                         "unexpired ssh record of the user, {'type': 'ssh', 'challenge_id', "
+                         "'challenge': 64 hex digits (a fresh nonce), 'public_key'}, the shape of "
+                         "the server's ssh method; set in pre-auth (docs/offline.md)", list)
+# -- defined by offline (its exchange), written by the responder (sshagent) -----
+OFFLINE_CHALLENGE_RESPONSE = Key("offline.challenge_response", "the answer to one of "
+                                 "offline.challenges, written by the responder in "
+                                 "credentials_collected when no server answered: "
+                                 "{'challenge_id': str, 'response': Secret (base64 ssh "
+                                 "signature blob)}", dict)
 # -- written by online ---------------------------------------------------------
 OFFLINE_USED_REPORTED = Key("online.offline_used_reported", "the part of offline.used_codes the "
                             "server took; offline then forgets it", list)

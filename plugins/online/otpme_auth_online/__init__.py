@@ -35,7 +35,8 @@ from otpme_auth.keys import GREETING, LOGIN_ANSWER
 
 from .keys import (
     CHALLENGE_RESPONSE, CHALLENGES, DOT1X_LINK_UP, DOT1X_PENDING, HOST_DISABLED, OFFLINE_FIRST,
-    OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT, SMARTCARD, SSHAGENT_KEYS,
+    OFFLINE_CHALLENGES, OFFLINE_USED_CODES, OFFLINE_USED_REPORTED, PROMPT_HINT, SMARTCARD,
+    SSHAGENT_KEYS,
 )
 
 NAME = "online"
@@ -69,11 +70,12 @@ _RESPONDERS = (
 )
 
 
-def _responder(ctx):
-    """The plugin that said in pre-auth it can answer one of CHALLENGES, or None."""
+def _responder(ctx, challenges):
+    """The plugin that said in pre-auth it can answer one of ``challenges``, or None."""
     for name, key, kind, can in _RESPONDERS:
         offer = ctx.stash.get(key)
-        if offer and any(m["type"] == kind and can(offer, m) for m in ctx.stash[CHALLENGES]):
+        if offer and any(isinstance(m, dict) and m.get("type") == kind and can(offer, m)
+                         for m in challenges):
             return name
     return None
 
@@ -207,9 +209,11 @@ def otpme_auth_collect_credentials(ctx, options):
         # credentials_collected, after every plugin's collect_credentials.
         ctx.stash[CHALLENGES] = [m for m in methods if m.get("type") in ("hmac", "ssh")
                                  and isinstance(m.get("challenge_id"), str)]
-        ctx.stash[_RESPONDER] = _responder(ctx)
+        ctx.stash[_RESPONDER] = _responder(ctx, ctx.stash[CHALLENGES])
         if ctx.stash[_RESPONDER]:
             return  # a card or an agent answers: nothing to type
+    elif _responder(ctx, ctx.stash.get(OFFLINE_CHALLENGES) or ()):
+        return  # no server; the agent answers the offline cache's challenge (offline.md)
     if ctx.stash.get(_CLIENT) is None or not typed:
         # Unreachable: the offline cache needs what the user types, worded as its
         # plugin suggests (a cached second factor: "Password+OTP: ").

@@ -5,7 +5,7 @@ the protocol-level ``LOGIN_ANSWER`` and ``GREETING`` of :mod:`otpme_auth.keys`).
 here, written by the responder plugin that answers one of ``CHALLENGES``:
 ``CHALLENGE_RESPONSE``.  Read here, written by
 offline (declared alike in ``otpme_auth_offline.keys``): ``OFFLINE_FIRST``,
-``PROMPT_HINT``, ``OFFLINE_USED_CODES``; written by smartcard (declared alike in
+``PROMPT_HINT``, ``OFFLINE_USED_CODES``, ``OFFLINE_CHALLENGES``; written by smartcard (declared alike in
 ``otpme_auth_smartcard.keys``): ``SMARTCARD``; written by sshagent (declared alike in
 ``otpme_auth_sshagent.keys``): ``SSHAGENT_KEYS``.
 """
@@ -48,3 +48,6 @@ DOT1X_PENDING = Key("dot1x.pending", "the link is down until 802.1x brings it up
 DOT1X_LINK_UP = Key("dot1x.link_up", "802.1x brought the link up after the prompt (in "
                     "otpme_auth_credentials_collected): a server unreachable before may answer now",
                     bool)
+OFFLINE_CHALLENGES = Key("offline.challenges", "offline ssh logins: one method per authentic, "
+                         "unexpired ssh record of the user; with no server, online asks for "
+                         "nothing when the agent (sshagent.keys) holds one of their keys", list)

@@ -27,7 +27,9 @@ plugin ``sshagent_keys`` of this distribution (:mod:`.local`).
 from otpme_auth import Key, LoginRefused, choice, hookimpl
 from otpme_auth.keys import LOGIN_ANSWER
 
-from .keys import CHALLENGE_RESPONSE, CHALLENGES, SSHAGENT_KEYS
+from .keys import (
+    CHALLENGE_RESPONSE, CHALLENGES, OFFLINE_CHALLENGE_RESPONSE, OFFLINE_CHALLENGES, SSHAGENT_KEYS,
+)
 
 NAME = "sshagent"
 _AGENT = Key("sshagent.agent", "the open agent connection of this login, or an AgentError")
@@ -107,9 +109,18 @@ def otpme_auth_credentials_collected(ctx, options):
     # Not collect_credentials: online asks the server (and publishes its challenges) in
     # its collect_credentials, which may come after ours on the line.
     offered = ctx.stash.get(SSHAGENT_KEYS)
-    if not offered or CHALLENGE_RESPONSE in ctx.stash:
+    if CHALLENGES in ctx.stash:   # a server answered: its challenges, never the cache's
+        challenges, answer_key = ctx.stash[CHALLENGES], CHALLENGE_RESPONSE
+    else:                         # no server: offline's fresh local nonces (docs/offline.md)
+        challenges, answer_key = ctx.stash.get(OFFLINE_CHALLENGES), OFFLINE_CHALLENGE_RESPONSE
+        if challenges and not offered and options.use_ssh_agent != "false":
+            why = ctx.stash.get(_AGENT)
+            ctx.log.warning("cannot answer the offline ssh challenge of %s: %s" % (
+                ctx.user, why if why is not None else "the agent holds no key of an "
+                "accepted type"), NAME)
+    if not offered or not challenges or answer_key in ctx.stash:
         return
-    for method in ctx.stash.get(CHALLENGES) or ():
+    for method in challenges:
         if method.get("type") != "ssh":
             continue
         if " ".join(str(method.get("public_key", "")).split()[:2]) not in offered:
@@ -117,9 +128,12 @@ def otpme_auth_credentials_collected(ctx, options):
         response = _respond(ctx, method)
         if response is not None:
             from otpme_auth import Secret
-            ctx.stash[CHALLENGE_RESPONSE] = {"challenge_id": method["challenge_id"],
-                                             "response": Secret(response, source="plugin")}
+            ctx.stash[answer_key] = {"challenge_id": method["challenge_id"],
+                                     "response": Secret(response, source="plugin")}
             return
+    if answer_key == OFFLINE_CHALLENGE_RESPONSE:
+        ctx.log.warning("the agent holds none of the cached ssh keys of %s (offline login)"
+                        % ctx.user, NAME)
 
 
 def _respond(ctx, method):
@@ -150,7 +164,8 @@ def _respond(ctx, method):
         ctx.log.info("not using the ssh agent: %s" % exc, NAME)
         return None
     ctx.stash[_SIGNED] = ktype
-    ctx.log.info("the agent signed the server's challenge with the %s key" % ktype, NAME)
+    ctx.log.info("the agent signed the %s challenge with the %s key" % (
+        "server's" if CHALLENGES in ctx.stash else "offline cache's", ktype), NAME)
     return base64.b64encode(signature).decode("ascii")
 
 
@@ -158,7 +173,9 @@ def _respond(ctx, method):
 def otpme_auth_post_login(ctx, options):
     answer = ctx.stash.get(LOGIN_ANSWER)
     if options.use_ssh_agent == "true":
-        by_agent = (ctx.stash.get(_SIGNED) and not ctx.offline and isinstance(answer, dict)
+        # Online: the server's answer names an ssh token; offline: the offline plugin
+        # answered only after checking the signature it asked for (token_type ssh).
+        by_agent = (ctx.stash.get(_SIGNED) and isinstance(answer, dict)
                     and answer.get("token_type") == "ssh")
         if not by_agent:
             raise LoginRefused("use_ssh_agent=true: the login was not made with the agent's key",

@@ -1,8 +1,9 @@
 """The keys sshagent shares with other plugins (see :class:`otpme_auth.Key`).
 
 Written here, by sshagent: ``SSHAGENT_KEYS`` (pre-auth), and online's
-``CHALLENGE_RESPONSE`` (credentials_collected).  Read here, written by online (declared
-alike in ``otpme_auth_online.keys``): ``CHALLENGES``.
+``CHALLENGE_RESPONSE`` / offline's ``OFFLINE_CHALLENGE_RESPONSE`` (credentials_collected).
+Read here, written by online (declared alike in ``otpme_auth_online.keys``): ``CHALLENGES``;
+by offline (``otpme_auth_offline.keys``): ``OFFLINE_CHALLENGES``.
 """
 
 from otpme_auth import Key
@@ -18,3 +19,13 @@ CHALLENGE_RESPONSE = Key("online.challenge_response", "the answer to one of onli
                          "written by the responder plugin that answered it (smartcard, "
                          "sshagent) in credentials_collected: {'challenge_id': str, "
                          "'response': Secret}; online sends it instead of what was typed", dict)
+# -- defined by offline (offline ssh logins), written by the responder ------------
+OFFLINE_CHALLENGES = Key("offline.challenges", "offline ssh logins: one method per authentic, "
+                         "unexpired ssh record of the user, {'type': 'ssh', 'challenge_id', "
+                         "'challenge': 64 hex digits (a fresh nonce), 'public_key'}, the shape of "
+                         "the server's ssh method; set in pre-auth (docs/offline.md)", list)
+OFFLINE_CHALLENGE_RESPONSE = Key("offline.challenge_response", "the answer to one of "
+                                 "offline.challenges, written by the responder in "
+                                 "credentials_collected when no server answered: "
+                                 "{'challenge_id': str, 'response': Secret (base64 ssh "
+                                 "signature blob)}", dict)
