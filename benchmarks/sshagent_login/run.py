@@ -1,4 +1,4 @@
-"""Cold sshagent_keys logins (a key in a real ssh-agent) next to the pam_python floor.
+"""Cold ssh-agent logins (a key in a real ssh-agent) next to the pam_python floor.
 
     /usr/bin/python3 benchmarks/sshagent_login/run.py [--rounds 40]
 
@@ -9,10 +9,15 @@ benchmarks/cold_login.  Cases, interleaved:
 * ed25519:  otpme-auth with ``authorized_keys=`` and an ed25519 key in a real
             ``ssh-agent`` (the agent's own signature is well under a millisecond);
 * rsa:      the same with a 3072-bit RSA key (rsa-sha2-512; the agent's signature
-            costs a few ms: that is the agent's, not ours).
+            costs a few ms: that is the agent's, not ours);
+* offline:  the ``sshagent`` responder with ``online`` (no server: a host config that
+            does not exist) and ``offline`` (``cache_login_tokens``): the offline plugin's
+            ssh record, a fresh nonce signed by the agent's ed25519 key, checked against
+            the record (the responder path of an online login, without the network).
 
-The login's own cost is what is left over the floor: importing paramiko (which
-imports cryptography) dominates it; the import profile is printed after the table.
+The login's own cost is what is left over the floor: our agent protocol (no library),
+and cryptography's import for the signature check; the import profile is printed after
+the table.
 """
 
 import argparse
@@ -40,7 +45,7 @@ def main():
     os.chmod(keydir, 0o755)
     agent = None
     try:
-        venv = build_venv(work, ["plugins/sshagent"])
+        venv = build_venv(work, ["plugins/sshagent", "plugins/online", "plugins/offline"])
         sock = os.path.join(work, "agent.sock")
         agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
         lines = {}
@@ -52,15 +57,32 @@ def main():
             os.chmod(os.path.join(keydir, kind), 0o644)
             lines[kind] = "auth required %s %s authorized_keys=%s" % (
                 PAM_PYTHON, entry_script(work), os.path.join(keydir, kind))
+        # The offline case: root's ssh record of the ed25519 key, as an online login writes it.
+        cache = os.path.join(keydir, "offline")
+        with open(os.path.join(work, "ed25519.pub")) as fh:
+            public = fh.read().strip()
+        sh(os.path.join(venv, "bin", "python"), "-c", (
+            "from otpme_auth_offline import sshlogin; from otpme_auth_offline.cache import "
+            "OfflineCache; import time; sshlogin.store(OfflineCache(%r), 'root', 'root/ssh', "
+            "{'public_key': %r, 'expiry': time.time() + 86400, 'unused_expiry': 86400}, "
+            "{'status': 'ok', 'user': 'root', 'token': 'root/ssh', 'token_type': 'ssh'})")
+           % (cache, public))
+        lines["offline"] = ("auth required %s %s online host_config=%s cache_login_tokens "
+                            "offline_cache_dir=%s sshagent" % (
+                                PAM_PYTHON, entry_script(work), os.path.join(work, "none.conf"),
+                                cache))
         os.environ["SSH_AUTH_SOCK"] = sock  # pamtester's environment, as sudo's
         services = write_services(work, dict(lines, floor=write_floor(work)))
-        medians = interleave({"floor": lambda: "", "ed25519": lambda: "", "rsa": lambda: ""},
-                             services, "root", args.rounds)
+        medians = interleave({"floor": lambda: "", "ed25519": lambda: "", "rsa": lambda: "",
+                              "offline": lambda: ""}, services, "root", args.rounds)
         print_table("cold pamtester sshagent_keys logins, %d interleaved rounds" % args.rounds,
                     medians, [("floor", "pam_python floor (trivial module)"),
                               ("ed25519", "otpme-auth sshagent_keys, ed25519 key in ssh-agent"),
-                              ("rsa", "otpme-auth sshagent_keys, RSA 3072 key in ssh-agent")])
-        print_import_profile(work, ["otpme_auth_sshagent", "paramiko"])
+                              ("rsa", "otpme-auth sshagent_keys, RSA 3072 key in ssh-agent"),
+                              ("offline", "otpme-auth online+sshagent+offline, no server: "
+                               "offline ssh record, ed25519")])
+        print_import_profile(work, ["otpme_auth_sshagent", "otpme_auth_sshagent.agent",
+                                    "cryptography.hazmat.primitives.serialization"])
     finally:
         if agent is not None:
             agent.terminate()

@@ -278,7 +278,8 @@ def otpme_auth_verify_fallback(ctx, options, unavailable):
         return _refuse(ctx, exc)
     if not tokens:
         if ssh == sshlogin.UNANSWERED:   # an ssh record, and no signature: a refusal
-            return deny("offline: no ssh login from the cached ssh record (the lines above say why)",
+            return deny("offline: no ssh login from the cached ssh record (the lines above "
+                        "say why)",
                         user_message="Offline login failed.", final=True)
         return _unavailable("nothing was typed for the offline cache" if typed is None
                             else "no offline cache for %s" % ctx.user)

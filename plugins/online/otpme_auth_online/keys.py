@@ -5,7 +5,8 @@ the protocol-level ``LOGIN_ANSWER`` and ``GREETING`` of :mod:`otpme_auth.keys`).
 here, written by the responder plugin that answers one of ``CHALLENGES``:
 ``CHALLENGE_RESPONSE``.  Read here, written by
 offline (declared alike in ``otpme_auth_offline.keys``): ``OFFLINE_FIRST``,
-``PROMPT_HINT``, ``OFFLINE_USED_CODES``, ``OFFLINE_CHALLENGES``; written by smartcard (declared alike in
+``PROMPT_HINT``, ``OFFLINE_USED_CODES``, ``OFFLINE_CHALLENGES``; written by smartcard
+(declared alike in
 ``otpme_auth_smartcard.keys``): ``SMARTCARD``; written by sshagent (declared alike in
 ``otpme_auth_sshagent.keys``): ``SSHAGENT_KEYS``.
 """

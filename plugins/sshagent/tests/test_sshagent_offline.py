@@ -207,9 +207,7 @@ def test_refusals_offline_each_with_a_clear_line(site):
     def refused(result, *lines):
         assert result.code == "AUTH_ERR", (result.code, result.output, result.new)
         for line in lines:
-            if not has(result, line):
-                open("/tmp/agent2-debug.txt", "w").write("\n".join(result.new))
-            assert has(result, line), line
+            assert has(result, line), (line, "\n".join(result.new))
         no_traceback(result)
 
     # no agent: online then asks (offline's password caches need what is typed)
@@ -232,8 +230,8 @@ def test_refusals_offline_each_with_a_clear_line(site):
     os.chown(link_dir, pwd.getpwnam(site.user).pw_uid, -1)   # the user's own directory
     link = os.path.join(link_dir, "agent.sock")
     os.symlink(ed.sock, link)
-    refused(site.run(link, answers=["a guess"]), "has a symlink at %r: refused (not followed)" % link,
-            "gave no signature")
+    refused(site.run(link, answers=["a guess"]),
+            "has a symlink at %r: refused (not followed)" % link, "gave no signature")
     shutil.rmtree(link_dir)
     # ssh-rsa (SHA-1): the rsa key cached again, the agent asked for SHA-1
     site.realm.start()
@@ -284,3 +282,21 @@ def test_a_tampered_record_cannot_add_a_key(site):
     with open(path, "wb") as fh:
         fh.write(original)
     assert site.run(ed.sock).ok
+
+
+def test_the_record_follows_the_server(site):
+    """Offline disabled for the token: the next online login removes its record; the host
+    disabled: every record goes (docs/offline.md, "When the server says otherwise")."""
+    ed = cache_online(site, "ed25519")
+    cache_online(site, "ecdsa256")
+    site.realm.admin("token", "disable_offline", "%s/ed25519" % site.user)
+    result = site.run(ed.sock)
+    assert result.ok, result.new
+    assert not os.path.exists(record_path(site, "ed25519"))
+    assert has(result, "offline cache of %s token %s/ed25519 removed" % (site.user, site.user))
+    assert os.path.exists(record_path(site, "ecdsa256"))
+    site.realm.admin("host", "disable", "h1")
+    result = site.run(ed.sock, answers=["a guess"])
+    assert result.code != "SUCCESS"
+    assert not os.path.exists(record_path(site, "ecdsa256")), result.new
+    assert has(result, "offline cache(s) of 1 user(s) removed"), result.new
