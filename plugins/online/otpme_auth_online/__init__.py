@@ -212,8 +212,11 @@ def otpme_auth_collect_credentials(ctx, options):
         ctx.stash[_RESPONDER] = _responder(ctx, ctx.stash[CHALLENGES])
         if ctx.stash[_RESPONDER]:
             return  # a card or an agent answers: nothing to type
-    elif _responder(ctx, ctx.stash.get(OFFLINE_CHALLENGES) or ()):
-        return  # no server; the agent answers the offline cache's challenge (offline.md)
+    elif not ctx.stash.get(DOT1X_PENDING) and _responder(ctx, ctx.stash.get(OFFLINE_CHALLENGES)
+                                                         or ()):
+        # No server (and none coming with 802.1x): the agent answers the offline cache's
+        # challenge (docs/offline.md, "ssh tokens offline"); nothing to type.
+        return
     if ctx.stash.get(_CLIENT) is None or not typed:
         # Unreachable: the offline cache needs what the user types, worded as its
         # plugin suggests (a cached second factor: "Password+OTP: ").
