@@ -37,7 +37,7 @@ import os
 import secrets
 import time
 
-from otpme_auth import StateFileError
+from otpme_auth import Key, StateFileError
 from otpme_auth.statefile import StateFile, open_dir
 from otpme_auth.statefile import read as read_state
 
@@ -313,18 +313,10 @@ def verify_signature(public_key, signature, data):
 
 NAME = "offline"
 UNANSWERED = "unanswered"
-_PENDING = None  # set below (a Key: the nonces of this login, private to this plugin)
-_REFUSED = None
-
-
-def _pending_key():
-    global _PENDING, _REFUSED
-    if _PENDING is None:
-        from otpme_auth import Key
-        _PENDING = Key("offline.ssh_pending", "this login's offline ssh nonces (private)", dict)
-        _REFUSED = Key("offline.ssh_refused", "why a record of this user was refused (private)",
-                       str)
-    return _PENDING
+# Private to this plugin (never read by another): this login's nonces, and why a record
+# of the user was not offered.
+_PENDING = Key("offline.ssh_pending", "this login's offline ssh nonces", dict)
+_REFUSED = Key("offline.ssh_refused", "why an ssh record of the user was refused", str)
 
 
 def offer(ctx, cache):
@@ -332,10 +324,15 @@ def offer(ctx, cache):
     from .keys import OFFLINE_CHALLENGES
     try:
         names = tokens(cache, ctx.user)
+        pinned = cache.pinned(ctx.user) if names else None
     except (CacheError, StateFileError, ValueError):
         return   # unreadable: the typed path says why, if it comes to that
     methods, pending = [], {}
     for token in names:
+        if pinned is not None and token != pinned:
+            ctx.log.info("ssh token %s not offered offline: %s is pinned to %s"
+                         % (token, ctx.user, pinned), NAME)
+            continue
         try:
             record = read(cache, ctx.user, token)
         except CacheExpired as exc:
@@ -344,7 +341,6 @@ def offer(ctx, cache):
         except (CacheError, StateFileError, ValueError, KeyError, TypeError) as exc:
             # Forged or altered: said now, and a refusal if nothing else logs the user in.
             ctx.log.warning("not offered for an offline ssh login: %s" % exc, NAME)
-            _pending_key()
             ctx.stash[_REFUSED] = str(exc)
             continue
         cid, nonce = secrets.token_urlsafe(18), secrets.token_bytes(32)
@@ -353,7 +349,7 @@ def offer(ctx, cache):
         pending[cid] = (token, nonce, record["public_key"])
     if methods:
         ctx.stash[OFFLINE_CHALLENGES] = methods
-        ctx.stash[_pending_key()] = pending
+        ctx.stash[_PENDING] = pending
 
 
 def verify(ctx, cache):
@@ -365,7 +361,7 @@ def verify(ctx, cache):
     from otpme_auth.keys import LOGIN_ANSWER
 
     from .keys import OFFLINE_CHALLENGE_RESPONSE
-    pending = ctx.stash.pop(_pending_key(), None)   # each nonce answers once
+    pending = ctx.stash.pop(_PENDING, None)   # each nonce answers once
     if not pending:
         refused = ctx.stash.get(_REFUSED)
         if refused and ctx.stash.get(OFFLINE_CHALLENGE_RESPONSE) is None:
