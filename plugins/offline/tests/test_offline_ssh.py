@@ -7,6 +7,8 @@ import os
 import shutil
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -39,6 +41,8 @@ def ssh_sign(key, data, algo=None):
     return _s(algo.encode()) + _s(key.sign(data, padding.PKCS1v15(), h))
 
 
+ED_LINE = public_line(ed25519.Ed25519PrivateKey.generate())
+RSA_LINE = public_line(rsa.generate_private_key(65537, 2048))
 ENTRY = {"token": "alice/ssh", "type": "ssh", "expiry": 2_000_000_000, "unused_expiry": 3600}
 
 
@@ -151,3 +155,20 @@ def test_the_host_key_beside_a_writable_directory_is_refused(tmp_path):
     finally:
         os.chmod(tmp_path, 0o700)
     assert not os.path.exists(str(tmp_path / "offline.ssh-key"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.binary(max_size=40))
+def test_any_signature_blob_is_refused_with_a_clear_error(sig, data):
+    for line in (ED_LINE, RSA_LINE):
+        with pytest.raises(sshlogin.RecordRefused):
+            sshlogin.verify_signature(line, sig, data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_record_file_is_refused_with_a_clear_error(data):
+    with pytest.raises(sshlogin.RecordRefused):
+        sshlogin._parse(sshlogin.MAGIC + data, b"k" * 32, "alice", "alice/ssh", "record")
+    with pytest.raises(sshlogin.RecordRefused):
+        sshlogin._parse(data, b"k" * 32, "alice", "alice/ssh", "record")

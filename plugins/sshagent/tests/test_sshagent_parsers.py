@@ -47,3 +47,64 @@ def test_parse_public_key_raises_only_valueerror(text):
         parse_public_key(text)
     except ValueError:
         pass
+
+
+def _agent_answering(body):
+    """An Agent whose peer has already written ``body`` as one framed message."""
+    import socket
+
+    from otpme_auth_sshagent.agent import Agent
+    ours, theirs = socket.socketpair()
+    theirs.sendall(len(body).to_bytes(4, "big") + body)
+    theirs.shutdown(socket.SHUT_WR)
+    return Agent(ours), theirs
+
+
+def _s(b):
+    return len(b).to_bytes(4, "big") + b
+
+
+def test_the_key_list_is_read_from_the_agent_protocol():
+    """REQUEST_IDENTITIES' answer: accepted types kept, others and short RSA skipped."""
+    ed = parse_public_key(ED)[1]
+    rsa1024 = _s(b"ssh-rsa") + _s(b"\x01\x00\x01") + _s(b"\x00" + b"\xff" * 128)
+    dss = _s(b"ssh-dss") + _s(b"x")
+    body = bytes([12]) + (3).to_bytes(4, "big") + b"".join(
+        _s(blob) + _s(b"comment") for blob in (ed, rsa1024, dss))
+    agent, peer = _agent_answering(body)
+    try:
+        assert agent.keys() == [("ssh-ed25519", ed, ed)]
+    finally:
+        agent.close()
+        peer.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=400))
+def test_any_agent_answer_is_a_key_list_or_an_agent_error(body):
+    """The agent is the user's program: whatever it answers, root's login gets a list
+    or a clear AgentError, never another exception."""
+    agent, peer = _agent_answering(body)
+    try:
+        try:
+            keys = agent.keys()
+        except AgentError:
+            return
+        assert isinstance(keys, list)
+    finally:
+        agent.close()
+        peer.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=300))
+def test_any_sign_answer_is_a_blob_or_an_agent_error(body):
+    agent, peer = _agent_answering(body)
+    try:
+        try:
+            assert isinstance(agent.sign(parse_public_key(ED)[1], b"x" * 32), bytes)
+        except AgentError:
+            pass
+    finally:
+        agent.close()
+        peer.close()
