@@ -300,3 +300,22 @@ def test_the_record_follows_the_server(site):
     assert result.code != "SUCCESS"
     assert not os.path.exists(record_path(site, "ecdsa256")), result.new
     assert has(result, "offline cache(s) of 1 user(s) removed"), result.new
+
+
+def test_forty_parallel_offline_ssh_logins(site):
+    """40 parallel offline ssh logins of one record through real libpam: each succeeds
+    (the record is rewritten under its lock), the record still authenticates after."""
+    from concurrent.futures import ThreadPoolExecutor
+    ed = cache_online(site, "ed25519")
+    site.realm.stop()
+    line = ("online host_config=%s connect_timeout=1 cache_login_tokens offline_cache_dir=%s "
+            "sshagent" % (site.conf, site.cache_dir))
+    site.pam.service("login", site.pam.line(line))
+
+    def one(_):
+        return site.pam.run("login", site.user, "authenticate", env={"SSH_AUTH_SOCK": ed.sock})
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(one, range(40)))
+    assert [r.code for r in results] == ["SUCCESS"] * 40, [r.output for r in results
+                                                           if not r.ok][:3]
+    assert site.run(ed.sock).ok
