@@ -110,6 +110,9 @@ def test_every_key_type_logs_in_offline_without_a_prompt(site):
         assert has(result, "offline ssh login of %s: the agent's %s key" % (
             site.user, site.keys.public[kind].split()[0])), result.new
         no_traceback(result)
+    # use_ssh_agent=true takes an offline login made by the agent's key
+    result = site.run(agents["ed25519"].sock, extra="use_ssh_agent=true")
+    assert result.ok, result.new
     # The record holds the public key and the answer, no secret and no session.
     with open(record_path(site, "ed25519"), "rb") as fh:
         data = fh.read()
