@@ -13,9 +13,12 @@ responders").
 * credentials collected (after every plugin's ``collect_credentials``, so after online's
   pre-auth whatever the order on the line): we find the agent key whose public key the
   server's challenge names (``online.challenges``), ask the agent to sign the server's
-  nonce (rsa-sha2-512 for RSA keys, never ssh-rsa SHA-1), check the signature ourselves,
+  nonce (rsa-sha2-512 for RSA keys, never ssh-rsa SHA-1), check the signature's algorithm
+  (the verifier, server or offline, checks the signature),
   and put it on the context (``online.challenge_response``, a ``Secret``); online sends it
-  instead of anything typed.
+  instead of anything typed.  With no server (``online.challenges`` absent), the same for
+  the offline plugin's local nonces (``offline.challenges`` -> ``offline.challenge_response``;
+  offline checks the signature against its cached record, docs/offline.md).
 * post-login: with ``use_ssh_agent=true`` the login must have been made by the
   agent's key, else it is refused.
 * open/close session: ``start_ssh_agent`` (see :mod:`.session`).
