@@ -18,6 +18,20 @@ VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 READER = "Virtual PCD"
 
 
+def _two_free_ports():
+    """A port p with p + 1 free too (vpcd's two readers)."""
+    import socket
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no two consecutive free ports")
+
+
 class Pcscd:
     """A private pcscd: its own reader.conf (vpcd on a free loopback port) and its own
     socket, so the host's pcscd (if any) is never touched.  pcscd always creates
@@ -26,8 +40,18 @@ class Pcscd:
     ``PCSCLITE_CSOCK_NAME`` (libpcsclite reads it)."""
 
     def __init__(self):
+        # vpcd listens on two ports (readers 0 and 1) that we choose; if another process
+        # took one meanwhile, it never listens there: start again on other ports.
+        for attempt in range(3):
+            self._start()
+            if self._vpcd_listening(timeout=10):
+                return
+            self.stop()
+        raise RuntimeError("vpcd did not listen on its ports: %s" % self.log_text())
+
+    def _start(self):
         self.dir = tempfile.mkdtemp(prefix="otpme-pcscd-")
-        self.port = free_port()
+        self.port = _two_free_ports()
         run = os.path.join(self.dir, "run")
         os.mkdir(run)
         self.socket = os.path.join(run, "pcscd.comm")
@@ -52,6 +76,27 @@ class Pcscd:
                 self.stop()
                 raise RuntimeError("pcscd did not start: %s" % self.log_text())
             time.sleep(0.05)
+
+    def _vpcd_listening(self, timeout):
+        """Whether vpcd listens on both reader ports (read from /proc: a probe connection
+        would be a card insertion)."""
+        wanted = {"%04X" % self.port, "%04X" % (self.port + 1)}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listening = set()
+            for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+                try:
+                    with open(table) as fh:
+                        rows = fh.read().splitlines()[1:]
+                except OSError:
+                    continue
+                listening |= {r.split()[1].rsplit(":", 1)[1] for r in rows if r.split()[3] == "0A"}
+            if wanted <= listening:
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
 
     def log_text(self):
         try:
