@@ -14,8 +14,8 @@ _spec.loader.exec_module(loadgen)
 SEED = b"12345678901234567890"
 
 
-@pytest.mark.parametrize("counter,code", enumerate(
-    ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"]))
+@pytest.mark.parametrize("counter,code", list(enumerate(
+    ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"])))
 def test_hotp_rfc4226_appendix_d(counter, code):
     assert loadgen.hotp(SEED, counter) == code
 

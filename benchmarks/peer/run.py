@@ -1,6 +1,6 @@
 """otpme-auth's server against privacyIDEA, in one run, with one load generator.
 
-    .venv/bin/python benchmarks/peer/run.py            # everything (about 4 minutes)
+    .venv/bin/python benchmarks/peer/run.py            # everything (5-15 min: mostly privacyIDEA enrolment)
     .venv/bin/python benchmarks/peer/run.py --levels 64 --types totp --duration 5
 
 What it does, on this machine, in one process tree:
@@ -227,8 +227,8 @@ def main():
     ap.add_argument("--pi-workers", type=int, default=5, help="gunicorn sync workers for privacyIDEA")
     ap.add_argument("--pi-venv", default="/var/tmp/otpme-auth-bench/privacyidea-" + PI_VERSION)
     ap.add_argument("--ours-totp-users", type=int, default=40000)
-    ap.add_argument("--pi-totp-users", type=int, default=1500)
-    ap.add_argument("--hotp-users", type=int, default=256)
+    ap.add_argument("--pi-totp-users", type=int, default=600)
+    ap.add_argument("--hotp-users", type=int, default=128)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
