@@ -13,10 +13,10 @@ RFC 6238 TOTP): no code of the servers' own is used to make them.
 import asyncio
 import hashlib
 import hmac
+import json
 import struct
 import time
 import urllib.parse
-import json
 
 
 def hotp(secret: bytes, counter: int, digits: int = 6, digest=hashlib.sha1) -> str:
