@@ -706,6 +706,7 @@ class Engine:
             d.update({k: v for k, v in otp_params(name, tok).items() if k not in ("token", "type")})
         elif t == "hmac":
             d["challenge"] = secrets.token_hex(32)
+            d["slot"] = tok.get("slot", 2)   # the card answers in this slot (offline cache)
         elif t == "ssh":
             d["public_key"] = tok["public_key"]
         if t in ("password", "totp", "hotp"):

@@ -25,7 +25,7 @@ and the hook runs: they are imported inside :mod:`.card`.
 
 from otpme_auth import Key, LoginRefused, choice, hookimpl, seconds, text
 
-from .keys import CHALLENGE_RESPONSE, CHALLENGES, SMARTCARD
+from .keys import CHALLENGE_RESPONSE, CHALLENGES, HMAC_RESPONDER, SMARTCARD
 
 NAME = "smartcard"
 _DEVICE = Key("smartcard.device", "pre-auth -> collect: the card's reader (a card.Card)")
@@ -80,10 +80,40 @@ def otpme_auth_pre_auth(ctx, options):
     (found,) = cards
     ctx.stash[_DEVICE] = found
     ctx.stash[SMARTCARD] = {"serial": found.serial, "slots": sorted(found.slots),
-                            "touch": sorted(found.touch)}
+                            "touch": sorted(found.touch),
+                            "required": options.use_smartcard == "true"}
+    ctx.stash[HMAC_RESPONDER] = _responder(ctx, options, found)
     ctx.log.info("YubiKey %s connected (HMAC-SHA1 slots %s)" % (
         found.serial, ",".join(map(str, sorted(found.slots))) or "none"), NAME)
     return None
+
+
+def _responder(ctx, options, found):
+    """``respond(slot, challenge) -> Secret`` (hex of the 20-byte HMAC-SHA1) for other
+    plugins (offline: the challenge of a cached card token; docs/offline.md).
+
+    Raises :class:`TimeoutError` (no answer or touch within ``smartcard_timeout``) or
+    :class:`OSError` (empty slot, card gone, PC/SC error), with a reason fit for the log.
+    The answer itself is never logged.
+    """
+    def respond(slot, challenge):
+        from otpme_auth import Secret
+
+        from . import card
+        if slot not in found.slots:
+            raise OSError("slot %s of YubiKey %s is empty" % (slot, found.serial))
+        if slot in found.touch:
+            ctx.conversation.info("Touch your YubiKey (within %d seconds)..."
+                                  % options.smartcard_timeout)
+        try:
+            response = found.hmac(slot, bytes(challenge), options.smartcard_timeout)
+        except card.CardTimeout:
+            raise TimeoutError("YubiKey %s: no answer within %ds" % (
+                found.serial, options.smartcard_timeout)) from None
+        except card.CardError as exc:
+            raise OSError("YubiKey %s: %s" % (found.serial, exc)) from None
+        return Secret(response.hex(), source="plugin")
+    return respond
 
 
 @hookimpl
