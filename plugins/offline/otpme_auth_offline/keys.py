@@ -7,6 +7,8 @@ Read here, written by online (declared alike in ``otpme_auth_online.keys``):
 ``OFFLINE_USED_REPORTED``, ``HOST_DISABLED``.
 """
 
+from collections.abc import Callable
+
 from otpme_auth import Key
 
 OFFLINE_FIRST = Key("offline.first", "set (to a reason) in pre-auth when offline will answer "
@@ -36,3 +38,9 @@ HOST_DISABLED = Key("online.host_disabled", "the server answered that this host 
                     "'host_unknown' (removed from the realm, or joined again elsewhere); the login "
                     "is refused, and offline and sessionkeep drop the host's caches and kept "
                     "sessions in login_failed (docs/offline.md)", str)
+# -- written by smartcard (declared alike in otpme_auth_smartcard.keys); card tokens'
+#    offline caches (cardlogin.py) -------------------------------------------------
+SMARTCARD = Key("smartcard.card", "the one YubiKey connected: {'serial', 'slots', 'touch', "
+                "'required'}; offline keys card tokens' caches only with that card", dict)
+HMAC_RESPONDER = Key("smartcard.hmac_responder", "respond(slot, challenge) -> Secret: the "
+                     "connected YubiKey's HMAC-SHA1 answer (TimeoutError, OSError)", Callable)
