@@ -93,6 +93,8 @@ def otpme_auth_pre_auth(ctx, options):
     _pending_reports(ctx, cache)
     from . import sshlogin
     sshlogin.offer(ctx, cache)   # ssh tokens: a fresh nonce per cached key (docs/offline.md)
+    from . import cardlogin
+    cardlogin.offer(ctx, cache)  # card tokens (added to ssh's): online asks nothing then
     if not options.unlock_via_offline_token:
         return None
     import os
@@ -271,6 +273,10 @@ def otpme_auth_verify_fallback(ctx, options, unavailable):
     ssh = sshlogin.verify(ctx, cache)   # an ssh record and the agent's signature
     if ssh is not None and ssh != sshlogin.UNANSWERED:
         return ssh
+    from . import cardlogin
+    card = cardlogin.verify(ctx, options, cache)   # card tokens' caches, with the card
+    if card is not None:
+        return card
     typed = ctx.credentials.get(PASSWORD)
     try:
         tokens = _candidates(cache, ctx.user) if typed is not None else []
@@ -431,10 +437,14 @@ def otpme_auth_post_login(ctx, options):
         from . import sshlogin
         stored |= sshlogin.store_entries(ctx, cache, entries, answer)
     typed = ctx.credentials.get(PASSWORD)
-    if options.cache_login_tokens and entries:
-        if typed is None and any(e.get("type") != "ssh" for e in entries):
+    from .cardlogin import CARD_TYPES, store_entries
+    if options.cache_login_tokens and entries:   # card tokens: keyed from the card's answer
+        stored |= store_entries(ctx, options, cache, entries, answer)
+    typed_entries = [e for e in entries if e.get("type") not in CARD_TYPES + ("ssh",)]
+    if options.cache_login_tokens and typed_entries:
+        if typed is None:
             ctx.log.info("nothing typed: no offline cache written", NAME)
-        for entry in [e for e in entries if e.get("type") != "ssh"] if typed is not None else ():
+        for entry in typed_entries if typed is not None else ():
             try:
                 if _store(ctx, options, cache, answer, entry, typed):
                     stored.add(entry.get("token"))
