@@ -100,15 +100,31 @@ def _write(ctx, options, cache, token, slot, serial, payload, unused, expiry, re
                 choose_params(options.offline_key_func), public=public)
 
 
+def _payload(entry, answer):
+    """The cached payload of a card token: the entry (without the server's challenge) and
+    the server's answer, as the typed tokens' caches hold them."""
+    import json
+    import time
+
+    from . import PAYLOAD_VERSION
+    kept = dict(answer)
+    kept.pop("offline", None)
+    session = answer.get("session")
+    kept["session"] = dict(session, started=time.time()) \
+        if entry.get("session_keep") and isinstance(session, dict) else None
+    entry = {k: v for k, v in entry.items() if k != "challenge"}
+    return json.dumps({"v": PAYLOAD_VERSION, "entry": entry, "answer": kept},
+                      separators=(",", ":")).encode()
+
+
 def store_entries(ctx, options, cache, entries, answer):
     """After an online login: write the caches of the card tokens among ``entries``.
 
     Returns the names of the tokens written.  Nothing fails the login: a card that cannot
     answer, or no card, leaves no cache for the token (and the plugin removes the old one).
     """
-    import json
-    import time
     stored = set()
+    _import_pam_yubico(ctx, options, cache, entries, answer, stored)
     for entry in entries:
         if entry.get("type") not in CARD_TYPES:
             continue
@@ -123,15 +139,7 @@ def store_entries(ctx, options, cache, entries, answer):
             expiry, unused = entry.get("expiry"), entry.get("unused_expiry")
             if not isinstance(expiry, (int, float)) or not isinstance(unused, (int, float)):
                 raise ValueError("the server sent no expiry for it")
-            kept = dict(answer)
-            kept.pop("offline", None)
-            session = answer.get("session")
-            kept["session"] = dict(session, started=time.time()) \
-                if entry.get("session_keep") and isinstance(session, dict) else None
-            entry = {k: v for k, v in entry.items() if k != "challenge"}
-            from . import PAYLOAD_VERSION
-            payload = json.dumps({"v": PAYLOAD_VERSION, "entry": entry, "answer": kept},
-                                 separators=(",", ":")).encode()
+            payload = _payload(entry, answer)
             # The host's own challenge (the server's, in the entry, is as good; ours needs
             # no trust in its randomness): the card answers it now, while it is connected.
             _write(ctx, options, cache, token, slot, card.get("serial"), payload, unused,
@@ -144,6 +152,24 @@ def store_entries(ctx, options, cache, entries, answer):
         ctx.log.debug("offline cache of %s token %s keyed from YubiKey %s (slot %d)"
                       % (ctx.user, token, card.get("serial"), slot), NAME)
     return stored
+
+
+def _import_pam_yubico(ctx, options, cache, entries, answer, stored):
+    """A staged pam_yubico state (pamyubico.py) becomes a card cache if the card matches."""
+    from . import pamyubico
+    respond = ctx.stash.get(HMAC_RESPONDER)
+
+    def write(token, slot, serial, entry):
+        # Only the expiries and session_keep of the entry that logged in: none of its data
+        # (a second factor's OTP secret) goes into the card's cache.
+        own = {"token": token, "type": "hmac", "slot": slot, "expiry": entry["expiry"],
+               "unused_expiry": entry["unused_expiry"],
+               "session_keep": bool(entry.get("session_keep"))}
+        _write(ctx, options, cache, token, slot, serial, _payload(own, answer),
+               own["unused_expiry"], own["expiry"], respond)
+    token = pamyubico.convert(ctx, cache, answer, entries, write)
+    if token:
+        stored.add(token)
 
 
 def verify(ctx, options, cache):

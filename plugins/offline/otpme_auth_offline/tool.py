@@ -36,6 +36,9 @@ def add_commands(subparsers):
     _dir_arg(p)
     p.set_defaults(run=cmd_show)
 
+    from .pamyubico import add_command   # migration from pam_yubico (docs/smartcard.md)
+    add_command(subparsers, _dir_arg)
+
 
 def _dir_arg(p):
     p.add_argument("--cache-dir", default=DEFAULT_ROOT,
