@@ -7,8 +7,8 @@ the line (it answers the challenge online's pre-auth brought, after every plugin
     auth required pam_python.so pam_otpme_auth.py online use_smartcard=auto
 
 * pre-auth: with ``use_smartcard`` other than ``false``, the PC/SC readers whose name
-  contains ``smartcard_reader`` are looked at (the OTP applet's APDUs over pyscard, a
-  real ``pcscd``; :mod:`.card`).
+  contains ``smartcard_reader`` are looked at (the OTP applet's APDUs to libpcsclite
+  through ctypes, a real ``pcscd``; :mod:`.card`).
   Exactly one YubiKey: its serial and HMAC-SHA1 slots go on the context
   (``smartcard.card``), so online asks for no password when the server offers
   an ``hmac`` challenge for a configured slot.  Several: refused (the user removes the
@@ -20,7 +20,7 @@ the line (it answers the challenge online's pre-auth brought, after every plugin
   goes on the context (``CHALLENGE_RESPONSE``) for online to send; the server verifies.
 * Never logged: challenges' answers and secrets.
 
-Nothing of PC/SC (pyscard; yubikit is never imported here) is imported until a line enables the plugin
+Nothing of PC/SC (ctypes, libpcsclite; yubikit and pyscard are never imported here) is loaded until a line enables the plugin
 and the hook runs: they are imported inside :mod:`.card`.
 """
 

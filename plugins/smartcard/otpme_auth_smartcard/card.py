@@ -1,9 +1,10 @@
 """The YubiKey over PC/SC: the OTP application's HMAC-SHA1 challenge-response.
 
 Imported only by the hooks of an enabled ``smartcard`` plugin and by ``otpme-auth
-smartcard``.  The login path speaks the three OTP-applet APDUs itself over pyscard's
-low-level ``smartcard.scard`` (about 9 ms to import); yubikit (yubikey-manager, about
-80 ms more) is only for programming a card (``otpme-auth-admin token deploy``):
+smartcard``.  The login path speaks the three OTP-applet APDUs itself, to libpcsclite
+(the PC/SC client library) through ctypes: 2-6 ms of imports, where pyscard's package
+costs 10-20 ms and yubikit (yubikey-manager) about 80 ms more; yubikit is only for
+programming a card (``otpme-auth-admin token deploy``, on the server):
 
 * ``SELECT A0000005272001`` -> version (3 bytes), programming sequence, touch level
   (2 bytes, little-endian: 0x01/0x02 slot 1/2 configured, 0x04/0x08 slot 1/2 touch), 9000;
@@ -31,73 +32,130 @@ def _short(exc):
     return ("%s: %s" % (type(exc).__name__, exc))[:160]
 
 
+def _lib():
+    """libpcsclite (the PC/SC client library pcscd's clients use), through ctypes."""
+    global _LIB
+    if _LIB is None:
+        import ctypes
+        try:
+            lib = ctypes.CDLL("libpcsclite.so.1")
+        except OSError as exc:
+            raise CardError("PC/SC unavailable: libpcsclite.so.1 cannot be loaded (%s)"
+                            % _short(exc)) from None
+        long_, ulong = ctypes.c_long, ctypes.c_ulong   # LONG, DWORD (and the handles)
+        p_ulong = ctypes.POINTER(ulong)
+        for name, args in (
+                ("SCardEstablishContext", [ulong, ctypes.c_void_p, ctypes.c_void_p,
+                                           ctypes.POINTER(long_)]),
+                ("SCardReleaseContext", [long_]),
+                ("SCardListReaders", [long_, ctypes.c_char_p, ctypes.c_char_p, p_ulong]),
+                ("SCardConnect", [long_, ctypes.c_char_p, ulong, ulong, ctypes.POINTER(long_),
+                                  p_ulong]),
+                ("SCardDisconnect", [long_, ulong]),
+                ("SCardTransmit", [long_, ctypes.c_void_p, ctypes.c_char_p, ulong,
+                                   ctypes.c_void_p, ctypes.c_char_p, p_ulong])):
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = args, long_
+        lib.pcsc_stringify_error.argtypes, lib.pcsc_stringify_error.restype = [long_], ctypes.c_char_p
+        _LIB = (ctypes, lib)
+    return _LIB
+
+
+_LIB = None
+SCARD_S_SUCCESS = 0
+SCARD_SCOPE_USER = 0
+SCARD_SHARE_SHARED = 2
+SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1 = 1, 2
+SCARD_LEAVE_CARD = 0
+SCARD_E_NO_READERS_AVAILABLE = 0x8010002E
+
+
+def _message(lib, code):
+    try:
+        return "%s (0x%08X)" % (lib.pcsc_stringify_error(code).decode("ascii", "replace"),
+                                code & 0xFFFFFFFF)
+    except Exception:
+        return "0x%08X" % (code & 0xFFFFFFFF)
+
+
 class _Context:
-    """A PC/SC context (pcscd), released on close."""
+    """A PC/SC context (pcscd), released on close.  libpcsclite straight through ctypes:
+    pyscard's package (its __init__ pulls in its reader/observer framework) costs 10-20 ms
+    to import, ctypes and the library 2-6 ms."""
 
     def __init__(self):
-        from smartcard import scard
-        self.scard = scard
-        try:
-            hresult, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-        except Exception as exc:   # pyscard raises its own classes in some versions
-            raise CardError("PC/SC unavailable (is pcscd running?): %s" % _short(exc)) from None
-        if hresult != scard.SCARD_S_SUCCESS:
+        self.ctypes, self.lib = _lib()
+        handle = self.ctypes.c_long(0)
+        code = self.lib.SCardEstablishContext(SCARD_SCOPE_USER, None, None,
+                                              self.ctypes.byref(handle))
+        if code != SCARD_S_SUCCESS:
             raise CardError("PC/SC unavailable (is pcscd running?): %s"
-                            % scard.SCardGetErrorMessage(hresult))
+                            % _message(self.lib, code))
+        self.handle = handle.value
 
     def readers(self, name_filter):
-        scard = self.scard
-        hresult, readers = scard.SCardListReaders(self.handle, [])
-        if hresult in (scard.SCARD_E_NO_READERS_AVAILABLE, getattr(scard, "SCARD_E_READER_UNAVAILABLE", None)):
+        ctypes, lib = self.ctypes, self.lib
+        size = ctypes.c_ulong(0)
+        code = lib.SCardListReaders(self.handle, None, None, ctypes.byref(size))
+        if code == SCARD_S_SUCCESS and size.value:
+            buf = ctypes.create_string_buffer(size.value)
+            code = lib.SCardListReaders(self.handle, None, buf, ctypes.byref(size))
+        if code & 0xFFFFFFFF == SCARD_E_NO_READERS_AVAILABLE:
             return []
-        if hresult != scard.SCARD_S_SUCCESS:
-            raise CardError("PC/SC unavailable (is pcscd running?): %s"
-                            % scard.SCardGetErrorMessage(hresult))
+        if code != SCARD_S_SUCCESS:
+            raise CardError("PC/SC unavailable (is pcscd running?): %s" % _message(lib, code))
+        if not size.value:
+            return []
+        names = [n.decode("utf-8", "replace") for n in buf.raw[:size.value].split(b"\0") if n]
         wanted = (name_filter or "").lower()
-        return [r for r in readers or () if wanted in r.lower()]
+        return [n for n in names if wanted in n.lower()]
 
     def connect(self, reader):
         """An open :class:`_Link` to the card in ``reader``, or None (empty reader)."""
-        scard = self.scard
-        hresult, hcard, protocol = scard.SCardConnect(
-            self.handle, reader, scard.SCARD_SHARE_SHARED,
-            scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
-        if hresult != scard.SCARD_S_SUCCESS:
+        ctypes = self.ctypes
+        hcard, protocol = ctypes.c_long(0), ctypes.c_ulong(0)
+        code = self.lib.SCardConnect(self.handle, reader.encode("utf-8"), SCARD_SHARE_SHARED,
+                                     SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, ctypes.byref(hcard),
+                                     ctypes.byref(protocol))
+        if code != SCARD_S_SUCCESS:
             return None
-        return _Link(scard, hcard, protocol)
+        return _Link(ctypes, self.lib, hcard.value, protocol.value)
 
     def close(self):
-        try:
-            self.scard.SCardReleaseContext(self.handle)
-        except Exception:
-            pass
+        self.lib.SCardReleaseContext(self.handle)
 
 
 class _Link:
-    def __init__(self, scard, hcard, protocol):
-        self.scard, self.hcard, self.protocol = scard, hcard, protocol
+    def __init__(self, ctypes, lib, hcard, protocol):
+        self.ctypes, self.lib, self.hcard, self.protocol = ctypes, lib, hcard, protocol
+        # SCARD_IO_REQUEST {DWORD dwProtocol; DWORD cbPciLength}
+        self.pci = (ctypes.c_ulong * 2)(protocol, 2 * ctypes.sizeof(ctypes.c_ulong))
 
     def apdu(self, ins, p1, data=b""):
         """The data of the card's answer to ``00 INS P1 00 [Lc data]``; CardError on a
         status other than 9000 (after following 61xx)."""
-        command = [0x00, ins, p1, 0x00] + ([len(data)] + list(data) if data else [])
+        command = bytes([0x00, ins, p1, 0x00]) + (bytes([len(data)]) + data if data else b"")
         answer = self._transmit(command)
         out = b""
         while len(answer) >= 2 and answer[-2] == 0x61:   # more data: GET RESPONSE
-            out += bytes(answer[:-2])
-            answer = self._transmit([0x00, 0xC0, 0x00, 0x00, answer[-1]])
+            out += answer[:-2]
+            answer = self._transmit(bytes([0x00, 0xC0, 0x00, 0x00, answer[-1]]))
         if len(answer) < 2:
             raise CardError("the card gave no status word")
         status = (answer[-2] << 8) | answer[-1]
         if status != 0x9000:
             raise CardError("the card answered %04X" % status)
-        return out + bytes(answer[:-2])
+        return out + answer[:-2]
 
     def _transmit(self, command):
-        hresult, answer = self.scard.SCardTransmit(self.hcard, self.protocol, command)
-        if hresult != self.scard.SCARD_S_SUCCESS:
-            raise CardError("transmit failed: %s" % self.scard.SCardGetErrorMessage(hresult))
-        return answer
+        ctypes = self.ctypes
+        buf = ctypes.create_string_buffer(258)
+        size = ctypes.c_ulong(len(buf))
+        code = self.lib.SCardTransmit(self.hcard, ctypes.byref(self.pci), command, len(command),
+                                      None, buf, ctypes.byref(size))
+        if code != SCARD_S_SUCCESS:
+            raise CardError("transmit failed: %s" % _message(self.lib, code))
+        return buf.raw[:size.value]
 
     def select_otp(self):
         """The OTP application's status (version, sequence, touch level), or None."""
@@ -108,10 +166,7 @@ class _Link:
         return status if len(status) >= 6 else None
 
     def close(self):
-        try:
-            self.scard.SCardDisconnect(self.hcard, self.scard.SCARD_LEAVE_CARD)
-        except Exception:
-            pass
+        self.lib.SCardDisconnect(self.hcard, SCARD_LEAVE_CARD)
 
 
 class Card:

@@ -18,18 +18,28 @@ VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 READER = "Virtual PCD"
 
 
-def _two_free_ports():
-    """A port p with p + 1 free too (vpcd's two readers)."""
+def vpcd_ports():
+    """A port P where P and P+1 (vpcd's two readers) can both be bound as vpcd binds them,
+    without SO_REUSEADDR.  Outside the ephemeral range: the virtual cards' own client
+    sockets take ephemeral ports, and one in TIME_WAIT made vpcd's bind fail ("Address
+    already in use") when free_port() handed out its number."""
+    import random
     import socket
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no two consecutive free ports")
+    for _ in range(200):
+        port = random.randrange(20000, 32000, 2)
+        taken = []
+        try:
+            for p in (port, port + 1):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                taken.append(s)
+                s.bind(("", p))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+    return free_port()
 
 
 class Pcscd:
@@ -51,7 +61,7 @@ class Pcscd:
 
     def _start(self):
         self.dir = tempfile.mkdtemp(prefix="otpme-pcscd-")
-        self.port = _two_free_ports()
+        self.port = vpcd_ports()
         run = os.path.join(self.dir, "run")
         os.mkdir(run)
         self.socket = os.path.join(run, "pcscd.comm")
