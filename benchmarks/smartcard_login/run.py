@@ -66,10 +66,51 @@ def main():
             print("difference:                    %7.1f ms" % (card_ms - pw_ms))
             print("(password login includes one argon2id verification on the server, cheap "
                   "test parameters; the card login none)")
+            own_cost(pcscd, args.rounds)
             del card
         finally:
             pcscd.stop()
             realm.stop()
+
+
+# Our own time on the card path, in a fresh interpreter each time (cold imports): the card
+# module and libpcsclite (ctypes) loaded, pre-auth's find() (context, readers, connect,
+# SELECT, serial) and the HMAC (a thread, context, connect, SELECT, the HMAC APDU). The
+# virtual card answers at once, so the HMAC time is PC/SC and vpcd round trips, no card time.
+_OWN = """
+import json, time
+import otpme_auth, otpme_auth_smartcard   # loaded by the PAM module before any hook runs
+t0 = time.perf_counter()
+from otpme_auth_smartcard import card
+card._lib()
+t1 = time.perf_counter()
+(c,) = card.find("Virtual PCD")
+t2 = time.perf_counter()
+c.hmac(2, b"x" * 32, 10)
+t3 = time.perf_counter()
+print(json.dumps([t1 - t0, t2 - t1, t3 - t2]))
+"""
+
+
+def own_cost(pcscd, rounds):
+    import json
+    import subprocess
+    import compileall
+    import otpme_auth_smartcard
+    # An installed package has its .pyc (PYTHONDONTWRITEBYTECODE, set in some
+    # environments, would leave a checkout compiling card.py at every cold start).
+    compileall.compile_dir(os.path.dirname(otpme_auth_smartcard.__file__), quiet=1)
+    samples = []
+    for _ in range(rounds):
+        done = subprocess.run([sys.executable, "-c", _OWN], env=dict(os.environ, **pcscd.env),
+                              capture_output=True, text=True, check=True)
+        samples.append(json.loads(done.stdout))
+    load, find, answer = (statistics.median(s[i] for s in samples) * 1000 for i in range(3))
+    print("our card path, cold, in-process (median of %d):" % rounds)
+    print("  import card + load libpcsclite: %6.1f ms" % load)
+    print("  find (pre-auth):                %6.1f ms" % find)
+    print("  hmac (virtual card, instant):   %6.1f ms" % answer)
+    print("  total:                          %6.1f ms" % (load + find + answer))
 
 
 if __name__ == "__main__":
