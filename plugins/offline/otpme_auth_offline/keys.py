@@ -23,7 +23,9 @@ OFFLINE_USED_CODES = Key("offline.used_codes", "the one-time codes this host acc
 OFFLINE_CHALLENGES = Key("offline.challenges", "offline ssh logins: one method per authentic, "
                          "unexpired ssh record of the user, {'type': 'ssh', 'challenge_id', "
                          "'challenge': 64 hex digits (a fresh nonce), 'public_key'}, the shape of "
-                         "the server's ssh method; set in pre-auth (docs/offline.md)", list)
+                         "the server's ssh method; and one per card-token cache, {'type': 'hmac', 'token', "
+                         "'slot', 'serial'} (the card answers in verify_fallback through "
+                         "smartcard.hmac_responder); set in pre-auth (docs/offline.md)", list)
 # -- defined by offline (its exchange), written by the responder (sshagent) -----
 OFFLINE_CHALLENGE_RESPONSE = Key("offline.challenge_response", "the answer to one of "
                                  "offline.challenges, written by the responder in "

@@ -51,4 +51,6 @@ DOT1X_LINK_UP = Key("dot1x.link_up", "802.1x brought the link up after the promp
                     bool)
 OFFLINE_CHALLENGES = Key("offline.challenges", "offline ssh logins: one method per authentic, "
                          "unexpired ssh record of the user; with no server, online asks for "
-                         "nothing when the agent (sshagent.keys) holds one of their keys", list)
+                         "nothing when the agent (sshagent.keys) holds one of their keys, or the "
+                         "connected card (smartcard.card) has the slot of a cached card token "
+                         "({'type': 'hmac', 'slot'})", list)

@@ -116,7 +116,8 @@ def otpme_auth_credentials_collected(ctx, options):
         challenges, answer_key = ctx.stash[CHALLENGES], CHALLENGE_RESPONSE
     else:                         # no server: offline's fresh local nonces (docs/offline.md)
         challenges, answer_key = ctx.stash.get(OFFLINE_CHALLENGES), OFFLINE_CHALLENGE_RESPONSE
-        if challenges and not offered and options.use_ssh_agent != "false":
+        ssh_offered = [m for m in challenges or () if m.get("type") == "ssh"]  # not card tokens'
+        if ssh_offered and not offered and options.use_ssh_agent != "false":
             why = ctx.stash.get(_AGENT)
             ctx.log.warning("cannot answer the offline ssh challenge of %s: %s" % (
                 ctx.user, why if why is not None else "the agent holds no key of an "
