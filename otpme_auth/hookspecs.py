@@ -182,8 +182,9 @@ def otpme_auth_login_failed(ctx, options, decision):
     """Learn that the login failed (show the reason, count failures).
 
     Runs when the verdict is not ALLOW, including refusals in pre-auth and
-    plugin errors.  It cannot change the outcome; an exception here is logged
-    and ignored.
+    plugin errors, and when the account phase (pam_acct_mgmt) refuses with a
+    DENY that is not ``USER_UNKNOWN``.  It cannot change the outcome; an
+    exception here is logged and ignored.
 
     :param decision: the :class:`~otpme_auth.results.Decision` that decided
         (its ``plugin``, ``reason`` and ``user_message``).

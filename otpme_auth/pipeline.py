@@ -157,6 +157,9 @@ def check_account(host, ctx):
                 unknown.append(decision)
             elif decision.verdict is Verdict.DENY:
                 ctx.log.info("account of %s refused: %s" % (who, decision.reason), name)
+                # The plugins learn it as a failed login: a server's refusal of this host
+                # heard only here (an ssh-key login) drops the host's caches too.
+                _notify_failed(host, ctx, decision)
                 return decision.pam_code or "PERM_DENIED"
             elif decision.verdict is Verdict.UNAVAILABLE:
                 missing.append(decision)

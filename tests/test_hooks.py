@@ -223,6 +223,18 @@ def test_hook_check_account():
     result = run_login({"ok": ok, "no": no}, "ok no", function="acct_mgmt")
     assert result.code == "PERM_DENIED" and any("outside login hours" in x for x in result.log)
     assert run_login({"none": none}, "none", function="acct_mgmt").code == "IGNORE"
+    # A refusal is a failed login for the plugins (a host refusal drops caches there);
+    # "not a user I know" is not.
+    seen = []
+    watcher = make_plugin("w", otpme_auth_login_failed=lambda decision: seen.append(decision))
+    assert run_login({"no": no, "w": watcher}, "no w", function="acct_mgmt").code == "PERM_DENIED"
+    assert [d.reason for d in seen] == ["outside login hours"]
+    stranger = make_plugin("s", otpme_auth_check_account=lambda ctx: deny(
+        "not ours", pam_code="USER_UNKNOWN"))
+    seen.clear()
+    assert run_login({"s": stranger, "w": watcher}, "s w", function="acct_mgmt").code == \
+        "USER_UNKNOWN"
+    assert seen == []
 
 
 def test_hook_open_session():

@@ -299,3 +299,37 @@ def test_refused_host_opens_no_session_in_the_account_phase(pam_harness, system_
     result = pam_harness.run("login", site.user, "acct_mgmt")
     assert result.code == "PERM_DENIED", result.log[mark:]
     assert any("host_disabled" in line for line in result.log[mark:])
+
+
+def test_refusal_heard_in_the_account_phase_drops_the_caches(pam_harness, system_user, realm,
+                                                              tmp_path):
+    """sshd with an ssh key reaches the server only in acct_mgmt: when the server says there
+    that the host is disabled, the host drops its caches and kept sessions too, so a later
+    outage (or a cut cable) does not bring the offline logins back."""
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    pam_harness.service("login", pam_harness.line(site.options),
+                        pam_harness.line(site.options, type="account"))
+    assert site.run(PW).ok
+    assert os.path.exists(site.token_file()) and os.path.exists(site.session)
+    realm.admin("host", "disable", "h1")
+    mark = len(pam_harness.read_log())
+    result = pam_harness.run("login", site.user, "acct_mgmt")
+    assert result.code == "PERM_DENIED", result.log[mark:]
+    assert not os.path.exists(site.token_file()), result.log[mark:]
+    assert not os.path.exists(site.session), result.log[mark:]
+    realm.stop()
+    result = site.run(PW)
+    assert not result.ok and not offline_used(result), result.new
+    assert pam_harness.run("login", site.user, "acct_mgmt").code != "SUCCESS"
+
+
+def test_an_account_refusal_for_the_user_keeps_the_caches(pam_harness, system_user, realm,
+                                                          tmp_path):
+    """Only the host refusal drops caches: a user the server refuses keeps everyone's."""
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    pam_harness.service("login", pam_harness.line(site.options),
+                        pam_harness.line(site.options, type="account"))
+    assert site.run(PW).ok
+    realm.admin("user", "disable", site.user)
+    assert pam_harness.run("login", site.user, "acct_mgmt").code == "PERM_DENIED"
+    assert os.path.exists(site.token_file()) and os.path.exists(site.session)

@@ -320,7 +320,9 @@ def otpme_auth_check_account(ctx, options):
         raise ConfigError("the server does not answer account checks (POST /v1/account): "
                           "upgrade it, or leave the account line out")
     if answer.get("error") in HOST_REFUSALS:
-        # An answer, so a refusal: this host may not open anyone's session (offline neither).
+        # An answer, so a refusal: this host may not open anyone's session (offline neither);
+        # offline and sessionkeep drop the caches in login_failed, as after authenticate.
+        _note_host_refusal(ctx, answer)
         return deny("account refused by %s: %s" % (client.server, _error_text(answer, status)),
                     USER_MESSAGE, pam_code="PERM_DENIED")
     if status != 200:
