@@ -82,7 +82,7 @@ def cmd_show(args, out):
             tokens = cache.list_tokens(user)
             failures, last = cache.failures(user)
             out.write("user %s: pinned token: %s; failed offline attempts: %d%s\n" % (
-                user, cache.pinned(user) or "none", failures,
+                _shown(user), _shown(cache.pinned(user) or "none"), failures,
                 " (last %s)" % _when(last) if failures and last else ""))
             if not tokens:
                 out.write("  no cached tokens\n")
@@ -92,13 +92,20 @@ def cmd_show(args, out):
                     continue
                 out.write("  token %s: cached %s, last used %s, expires %s (or if unused "
                           "until %s), key function %s t=%d m=%dKiB p=%d%s\n" % (
-                              token, _when(h.created), _when(h.last_used), _when(h.expires),
+                              _shown(token), _when(h.created), _when(h.last_used), _when(h.expires),
                               _when(h.unused_until()), h.params.name, h.params.iterations,
                               h.params.memory_kib, h.params.threads,
                               ", with a %d-digit code" % h.otp_digits if h.otp_digits else ""))
     except (CacheError, StateFileError, ValueError) as exc:
         raise ToolError(str(exc)) from None
     return 0
+
+
+def _shown(name):
+    """A user or token name for the terminal: the token names came from the server's
+    answers, so its escape sequences and controls are removed (issue 8, point 14)."""
+    from otpme_auth.conversation import sanitize
+    return sanitize(name, multiline=False)
 
 
 def _users(root):

@@ -333,3 +333,34 @@ def test_an_account_refusal_for_the_user_keeps_the_caches(pam_harness, system_us
     realm.admin("user", "disable", site.user)
     assert pam_harness.run("login", site.user, "acct_mgmt").code == "PERM_DENIED"
     assert os.path.exists(site.token_file()) and os.path.exists(site.session)
+
+
+def test_hostile_token_name_never_reaches_the_admins_terminal(pam_harness, system_user, realm,
+                                                              tmp_path):
+    """Point 14 for the host's own tools: a token name the server sent, cached offline, is
+    shown by otpme-auth show-offline-token without its escape sequences."""
+    import subprocess
+    import sys
+
+    from offline_testlib import fake_answer
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    evil = site.user + "/" + EVIL + "pass\u202e"
+
+    def respond(path, body):
+        if path == "/v1/preauth":
+            return http(200, {"status": "ok", "methods": [
+                {"type": "password", "password_required": True, "prompt": "Password: "}]})
+        return http(200, fake_answer(user=site.user, token=evil))
+    stand_in = StandIn(realm, respond)
+    try:
+        site.point_at(stand_in.server)
+        assert site.run(PW).ok
+    finally:
+        stand_in.close()
+    script = os.path.join(os.path.dirname(sys.executable), "otpme-auth")
+    proc = subprocess.run([script, "show-offline-token", "--cache-dir", site.cache_dir],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "pass: cached" in proc.stdout, proc.stdout
+    for bad in ("\x1b", "\x07", "\u202e", "PWNED"):
+        assert bad not in proc.stdout + proc.stderr, proc.stdout
