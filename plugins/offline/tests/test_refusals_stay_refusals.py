@@ -364,3 +364,31 @@ def test_hostile_token_name_never_reaches_the_admins_terminal(pam_harness, syste
     assert "pass: cached" in proc.stdout, proc.stdout
     for bad in ("\x1b", "\x07", "\u202e", "PWNED"):
         assert bad not in proc.stdout + proc.stderr, proc.stdout
+
+
+@pytest.mark.parametrize("how", ["not-http", "tls-alert"])
+def test_an_unusable_account_answer_is_a_refusal(pam_harness, system_user, realm, tmp_path, how):
+    """The account phase treats what the server said as authenticate does: an answer it
+    cannot use (or a TLS alert: the server refused the host's certificate) is PERM_DENIED,
+    not a plugin error, and never the offline stand-in."""
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    pam_harness.service("login", pam_harness.line(site.options),
+                        pam_harness.line(site.options, type="account"))
+    assert site.run(PW).ok
+    if how == "tls-alert":
+        stand_in = StandIn(realm, lambda path, body: http(200, {}),
+                           client_ca=os.path.join(realm.server_dir, "server.pem"),
+                           max_version=ssl.TLSVersion.TLSv1_2)
+    else:
+        stand_in = StandIn(realm, lambda path, body: b"garbage that is not HTTP\r\n\r\n")
+    try:
+        site.point_at(stand_in.server)
+        mark = len(pam_harness.read_log())
+        result = pam_harness.run("login", site.user, "acct_mgmt")
+    finally:
+        stand_in.close()
+    new = result.log[mark:]
+    assert result.code == "PERM_DENIED", new
+    assert any("unusable answer" in line for line in new), new
+    assert not any("Traceback" in line or "raised" in line for line in new), new
+    assert os.path.exists(site.token_file())    # not a host refusal: the cache stays

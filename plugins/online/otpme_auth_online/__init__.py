@@ -297,7 +297,7 @@ def otpme_auth_check_account(ctx, options):
     or a host that never joined, is USER_UNKNOWN (left to the stack's other
     account modules); no server: UNAVAILABLE (the offline cache may stand in).
     """
-    from .client import Client, Unreachable
+    from .client import BadAnswer, Client, Unreachable
     config = _config(options)
     if config is None:
         return deny("this host has not joined a realm (%s is missing)" % options.host_config,
@@ -312,6 +312,10 @@ def otpme_auth_check_account(ctx, options):
         status, answer = client.request("/v1/account", {"user": ctx.user})
     except Unreachable as exc:
         return unavailable("server unreachable: %s" % exc)
+    except BadAnswer as exc:
+        # The server spoke (a TLS alert: it refused this host's certificate; or an
+        # answer we cannot read): a refusal, as in authenticate, never the offline stand-in.
+        return deny("account: unusable answer: %s" % exc, USER_MESSAGE, pam_code="PERM_DENIED")
     finally:
         client.close()
     if status >= 500:
