@@ -138,7 +138,8 @@ def check_account(host, ctx):
     know", which a stack can ignore), UNAVAILABLE (could not check: no server),
     an ALLOW that stands in for the checks that were unavailable (the offline
     cache, which the server filled at the user's last online login), or ABSTAIN
-    (the stand-in has nothing of this user).  A refusal wins at once.  A check
+    (the stand-in has nothing of this user).  A refusal wins at once, and the
+    plugins learn it in ``login_failed`` (a host refusal drops caches there).  A check
     left unavailable: an ALLOW stands in (SUCCESS); else an ABSTAIN or
     USER_UNKNOWN makes it USER_UNKNOWN (nothing is known of the user here, as
     SSSD offline); else it fails closed (AUTHINFO_UNAVAIL).  USER_UNKNOWN

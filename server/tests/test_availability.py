@@ -159,7 +159,7 @@ JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=Fa
                  st.sampled_from(["\ud800", "a\udfff", "\x00", "é" * 2000]),
                  st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
 FIELDS = {"/v1/preauth": ["user", "offline_used"], "/v1/auth": ["user", "password", "challenge_id", "response"],
-          "/v1/join": ["host", "jotp", "csr"], "/v1/ping": []}
+          "/v1/join": ["host", "jotp", "csr"], "/v1/ping": [], "/v1/account": ["user"]}
 
 
 def test_fuzz_every_endpoint_never_5xx(realm_dir, server, tmp_path):
@@ -185,4 +185,48 @@ def test_fuzz_every_endpoint_never_5xx(realm_dir, server, tmp_path):
             status, _ = c.raw("GET", "/v1/ping")
         assert status < 500
     one()
+    assert "internal error" not in server.logtext()
+
+
+TEXT = st.text(max_size=60) | st.sampled_from(["\ud800", "a\udfff", "\x00", "123456", "right pw",
+                                                 "right pw\ud800", "bob/totp", "bob/hotp"])
+SCALAR = st.none() | st.booleans() | st.integers(min_value=-2 ** 70, max_value=2 ** 70) \
+    | st.floats() | TEXT
+USED = st.lists(SCALAR | st.dictionaries(st.sampled_from(["token", "counter", "x"]), SCALAR,
+                                          max_size=3), max_size=5)
+
+
+def test_fuzz_a_known_users_fields_never_5xx(realm_dir, server, tmp_path):
+    """Point 10 for a user who exists, with a password, a TOTP second factor with a PIN, a
+    HOTP token and offline on: every field of pre-auth (offline_used included), auth and
+    account, with lone surrogates, NULs, huge numbers, wrong types.  Never a 5xx: a host
+    reads a 5xx as "server down" and lets its offline cache stand in."""
+    d = realm_dir
+    jotp = shown_jotp(adm_ok(d, "host", "add", "h1"))
+    adm_ok(d, "host", "unlimit_logins", "h1")
+    adm_ok(d, "accessgroup", "max_fail", "LOGIN", "0")
+    adm_ok(d, "user", "add", "--no-login-token", "bob")
+    adm_ok(d, "token", "add", "--type", "password", "bob/pw", "-", stdin="right pw\n")
+    adm_ok(d, "token", "add", "--type", "totp", "bob/totp")
+    adm_ok(d, "token", "add", "--type", "hotp", "--no-pin", "bob/hotp")
+    adm_ok(d, "token", "2f_token", "bob/pw", "bob/totp")
+    adm_ok(d, "token", "enable_2f", "bob/pw")
+    adm_ok(d, "token", "enable_offline", "bob/pw")
+    h1 = join(server.port, d, "h1", jotp, str(tmp_path / "h1"))
+
+    @settings(max_examples=200, suppress_health_check=list(HealthCheck), deadline=None)
+    @given(path=st.sampled_from(["/v1/auth", "/v1/preauth", "/v1/account"]),
+           user=st.sampled_from(["bob", "bob", "nobody"]) | TEXT, password=st.none() | TEXT,
+           cid=st.none() | TEXT, resp=st.none() | TEXT, used=st.none() | USED)
+    def one(path, user, password, cid, resp, used):
+        body = {"user": user}
+        if path == "/v1/auth":
+            body.update({k: v for k, v in (("password", password), ("challenge_id", cid),
+                                           ("response", resp)) if v is not None})
+        elif path == "/v1/preauth" and used is not None:
+            body["offline_used"] = used
+        status, answer = h1.raw("POST", path, json.dumps(body).encode())
+        assert status < 500, (status, answer)
+    one()
+    h1.close()
     assert "internal error" not in server.logtext()
