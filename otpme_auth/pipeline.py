@@ -170,6 +170,9 @@ def check_account(host, ctx):
                 nothing_known.append(decision)  # ABSTAIN: nothing cached of this user
     except LoginRefused as exc:
         ctx.log.info("account of %s refused: %s" % (who, exc.reason), getattr(exc, "plugin", None))
+        decision = deny(exc.reason, exc.user_message)
+        decision.plugin = getattr(exc, "plugin", None)
+        _notify_failed(host, ctx, decision)
         return "PERM_DENIED"
     except OtpmeAuthError as exc:
         ctx.log.error("account check failed closed: %s" % exc, getattr(exc, "plugin", None))
