@@ -361,7 +361,8 @@ class Engine:
         if req.get("offline_used") is not None:
             counters = {n: (-1 if lc is None else lc) for n, _, lc in tokens}
             reported = await self._offline_used(host_name, user, by_name, counters,
-                                                req["offline_used"], now)
+                                                req["offline_used"], now,
+                                                self._offline_tokens(host, by_name))
         cands = self._candidates(host, by_name)
         for name, tok in sorted(by_name.items()):
             if name not in cands:
@@ -452,13 +453,31 @@ class Engine:
                           " ON CONFLICT (token) DO UPDATE SET last_counter = excluded.last_counter"
                           " WHERE otp_state.last_counter < excluded.last_counter", (token, counter))
 
-    async def _offline_used(self, host_name, user, toks, counters, items, now) -> int:
+    def _offline_tokens(self, host, toks) -> set[str]:
+        """The OTP tokens whose offline data ``host`` could have been given: an
+        offline-enabled TOTP/HOTP token usable there, or the enabled second factor of an
+        offline-enabled password token usable there (issue 8 point 13: a host reports
+        only codes it could have accepted offline, so it burns no other user's codes)."""
+        out = set()
+        for name in self._candidates(host, toks):
+            tok = toks[name]
+            if not tok.get("offline"):
+                continue
+            if tok["type"] in ("totp", "hotp"):
+                out.add(name)
+            elif tok["type"] == "password" and tok.get("2f_enabled") and tok.get("2f_token"):
+                out.add(tok["2f_token"])
+        return out
+
+    async def _offline_used(self, host_name, user, toks, counters, items, now,
+                            allowed) -> int:
         """Record the one-time codes a host accepted offline, so they are refused online.
 
         Idempotent (the counter only moves forward); a counter beyond what could have
         been valid (TOTP: a future step past the window; HOTP: more than
         ``offline_hotp_burn_max`` past the server's) is ignored and logged, so a host
-        cannot burn a user's future codes.  Returns how many items were taken.
+        cannot burn a user's future codes; so is a token not in ``allowed`` (whose
+        offline data the host could not have held).  Returns how many items were taken.
         """
         used = []
         for token, counter in items:
@@ -466,6 +485,11 @@ class Engine:
             if tok is None or tok["type"] not in ("totp", "hotp"):
                 log.warning("offline codes report ignored host=%s user=%s token=%s: not an OTP "
                             "token of the user", host_name, user, token)
+                continue
+            if token not in allowed:
+                log.warning("offline codes report ignored host=%s user=%s token=%s: not a token "
+                            "this host could hold offline (not usable here, or offline off)",
+                            host_name, user, token)
                 continue
             if tok["type"] == "totp":
                 limit = otp.totp_step(now, tok["period"]) + self.cfg["totp_window"]

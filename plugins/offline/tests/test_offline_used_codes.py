@@ -37,7 +37,8 @@ def test_reports_are_idempotent_and_bounded(realm):
     """Through the protocol: a report twice changes nothing; a future counter is ignored."""
     from otpme_auth.otp.base32 import b32decode
     from otpme_auth.otp.hotp import totp
-    secret = realm.add_user("carol", "pw of carol 1", second_factor="totp")
+    # offline on: a host reports only codes it could have accepted offline
+    secret = realm.add_user("carol", "pw of carol 1", second_factor="totp", offline=True)
     jotp = realm.add_host("h1", tokens=["carol/pass"])
     # The host speaks the protocol through the online plugin's own client.
     from otpme_auth_online.client import Client
@@ -73,3 +74,49 @@ def test_reports_are_idempotent_and_bounded(realm):
     assert c.request("/v1/auth", {"user": "carol", "password": "pw of carol 1" + totp(
         b32decode(secret), now + 30)})[1]["status"] == "ok"
     c.close()
+
+
+def test_a_host_burns_no_codes_of_tokens_it_could_not_hold_offline(realm):
+    """A joined host reports only codes of tokens whose offline data it could have been
+    given: usable on it and offline-enabled (a password token's second factor by its
+    name).  Before, any joined host burnt any user's current codes (a report for a user
+    who may not log in there, every 30 s, kept their TOTP logins failing everywhere)."""
+    from otpme_auth.otp.base32 import b32decode
+    from otpme_auth.otp.hotp import totp
+    from otpme_auth_online.client import Client
+    from otpme_auth_online.hostconfig import load
+    carol = realm.add_user("carol", "pw of carol 1", second_factor="totp", offline=True)
+    dave = realm.add_user("dave", "pw of dave 1", second_factor="totp", offline=True)
+    erin = realm.add_user("erin", "pw of erin 1", second_factor="totp")   # offline off
+    h1 = realm.add_host("h1", tokens=["carol/pass", "erin/pass"])
+    h2 = realm.add_host("h2", tokens=["dave/pass", "erin/pass"])
+    realm.start()
+    clients = {}
+    for name, jotp in (("h1", h1), ("h2", h2)):
+        conf = load(realm.join(name, jotp))
+        clients[name] = Client(conf.servers, conf.ca_file, conf.cert_file, conf.key_file, 3, 10)
+    fresh_step()
+    now = time.time()
+    step = int(now) // 30
+
+    def report(host, user, token):
+        status, answer = clients[host].request("/v1/preauth", {
+            "user": user, "offline_used": [{"token": token, "counter": step + 1}]})
+        assert status == 200, answer
+        return answer["offline_used"]
+
+    # dave may not log in on h1, erin's token has offline off: h1 burns nothing of theirs.
+    assert report("h1", "dave", "dave/totp") == 0
+    assert report("h1", "erin", "erin/totp") == 0
+    assert "not a token this host could hold offline" in realm.server_log()
+    for user, secret, host in (("dave", dave, "h2"), ("erin", erin, "h2")):
+        status, answer = clients[host].request("/v1/auth", {
+            "user": user, "password": "pw of %s 1" % user + totp(b32decode(secret), now)})
+        assert answer["status"] == "ok", (user, answer)
+    # carol's own second factor, offline on h1: taken, her code is used.
+    assert report("h1", "carol", "carol/totp") == 1
+    status, answer = clients["h1"].request("/v1/auth", {
+        "user": "carol", "password": "pw of carol 1" + totp(b32decode(carol), now)})
+    assert answer["status"] == "refused"
+    for c in clients.values():
+        c.close()
