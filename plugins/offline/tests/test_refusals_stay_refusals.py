@@ -98,11 +98,11 @@ def test_disabled_user_on_a_disabled_host_stays_refused(pam_harness, system_user
 class StandIn:
     """A TLS server with the realm's certificate answering every request with ``respond``."""
 
-    def __init__(self, realm, respond, client_ca=None, max_version=None):
+    def __init__(self, realm, respond, client_ca=None, max_version=None, cert=None):
         self.respond = respond
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(realm.server_dir, "server.pem"),
-                            os.path.join(realm.server_dir, "server.key"))
+        ctx.load_cert_chain(*(cert or (os.path.join(realm.server_dir, "server.pem"),
+                                       os.path.join(realm.server_dir, "server.key"))))
         if client_ca:   # a server that refuses the host's certificate in the TLS layer
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(client_ca)
@@ -392,3 +392,28 @@ def test_an_unusable_account_answer_is_a_refusal(pam_harness, system_user, realm
     assert any("unusable answer" in line for line in new), new
     assert not any("Traceback" in line or "raised" in line for line in new), new
     assert os.path.exists(site.token_file())    # not a host refusal: the cache stays
+
+
+def test_a_joined_hosts_certificate_cannot_stand_in_for_the_server(pam_harness, system_user,
+                                                                   realm, tmp_path):
+    """The pinning: the realm CA signs host certificates too, and a host named like the
+    server's address (CN 127.0.0.1) still cannot answer as the server (client-auth only):
+    a man in the middle without the server's key gets no answer through, a 5xx included;
+    the login is then as with no server (offline, here refused: a wrong password)."""
+    site = Site(realm, pam_harness, system_user, tmp_path)
+    assert site.run(PW).ok
+    conf = realm.join("127.0.0.1")
+    cert = (os.path.join(os.path.dirname(conf), "host.pem"),
+            os.path.join(os.path.dirname(conf), "host.key"))
+    stand_in = StandIn(realm, lambda path, body: http(200, {"status": "ok", "methods": [
+        {"type": "password", "password_required": True, "prompt": "Password: "}]})
+        if path == "/v1/preauth" else http(200, {"status": "ok", "user": site.user,
+                                                 "token": site.token}), cert=cert)
+    try:
+        site.point_at(stand_in.server)
+        result = site.run("not the password")
+    finally:
+        stand_in.close()
+    assert result.code == "AUTH_ERR", result.new
+    assert stand_in.requests == [], stand_in.requests
+    assert any("certificate not trusted" in line for line in result.new), result.new
