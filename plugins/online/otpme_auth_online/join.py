@@ -5,7 +5,10 @@ which shows a one-time join password (JOTP).  Here we make the host's own key
 (it never leaves the host), send a certificate request with the JOTP, and keep
 the certificate the realm CA signed, the CA itself (pinned: the only CA the
 host trusts) and the host config.  The CA must be given out of band
-(``--ca``): we never trust whatever CA the network offers.
+(``--ca``): we never trust whatever CA the network offers.  Nothing of the
+host's files changes unless the join succeeds: the request is made with a
+private copy of the given CA, so a failed join (a wrong ``--ca``, a wrong
+JOTP) leaves an earlier join's pinned CA, key and config as they were.
 
 The JOTP is never taken from the command line, where every local user reads
 it (``/proc/PID/cmdline``, ``ps``) and could join first as this host: it is
@@ -113,22 +116,33 @@ def run_join(args, out):
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, args.host)]))
            .sign(key, hashes.SHA256()))
     paths = {name: os.path.join(directory, name) for name in ("ca.pem", "host.pem", "host.key")}
-    _write(paths["ca.pem"], ca_pem, 0o644)
-    client = Client(args.server, paths["ca.pem"], None, None, args.connect_timeout, 30)
-    try:
-        status, answer = client.request("/v1/join", {
-            "host": args.host, "jotp": jotp,
-            "csr": csr.public_bytes(serialization.Encoding.PEM).decode()})
-    except (Unreachable, BadAnswer) as exc:
-        raise ConfigError("join failed: %s" % exc) from None
-    finally:
-        client.close()
+    # The join is made with a private copy of the given CA: the pinned ca.pem of a host
+    # that joined before is replaced only once this join succeeded (a wrong --ca must
+    # not become the CA this host trusts).
+    import tempfile
+    with tempfile.NamedTemporaryFile(prefix=".join-ca-", suffix=".pem", dir=directory) as tmp:
+        tmp.write(ca_pem)
+        tmp.flush()
+        client = Client(args.server, tmp.name, None, None, args.connect_timeout, 30)
+        try:
+            status, answer = client.request("/v1/join", {
+                "host": args.host, "jotp": jotp,
+                "csr": csr.public_bytes(serialization.Encoding.PEM).decode()})
+        except (Unreachable, BadAnswer) as exc:
+            raise ConfigError("join failed: %s" % exc) from None
+        finally:
+            client.close()
     if status != 200 or answer.get("status") != "ok":
         from otpme_auth.conversation import sanitize
         raise ConfigError("join refused: %s" % sanitize(
             answer.get("message") or answer.get("error") or status, multiline=False))
-    cert = answer["certificate"].encode()
-    x509.load_pem_x509_certificate(cert)
+    cert = answer.get("certificate")
+    try:
+        x509.load_pem_x509_certificate(cert.encode())
+    except (AttributeError, ValueError):
+        raise ConfigError("join failed: the server's answer holds no certificate") from None
+    cert = cert.encode()
+    _write(paths["ca.pem"], ca_pem, 0o644)
     _write(paths["host.key"], key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()), 0o600)

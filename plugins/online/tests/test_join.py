@@ -108,3 +108,27 @@ def test_jotp_typed_at_a_prompt_without_echo(started, tmp_path):
     os.close(master)
     assert jotp.encode() not in output   # not echoed
     assert b"joined realm example.org as h1" in output
+
+
+def test_a_failed_join_leaves_the_pinned_ca_alone(started, tmp_path):
+    """A join that fails (a wrong --ca, a wrong JOTP) changes none of the host's files: it
+    wrote the given CA over the pinned one before asking, so a joined host whose admin ran
+    join with the wrong CA file trusted that CA afterwards (any server it signed)."""
+    jotp = started.add_host("h1")
+    proc, config = join(started, tmp_path, stdin=jotp + "\n")
+    assert proc.returncode == 0, proc.stderr
+    ca = os.path.join(os.path.dirname(config), "ca.pem")
+    with open(ca, "rb") as fh:
+        pinned = fh.read()
+    other = os.path.join(started.server_dir, "server.pem")   # a PEM certificate, not the CA
+    proc, _ = join(started, tmp_path, "--ca", other, stdin="WRONGJOTP\n")
+    assert proc.returncode != 0
+    assert "certificate not trusted" in proc.stderr, proc.stderr
+    with open(ca, "rb") as fh:
+        assert fh.read() == pinned
+    proc, _ = join(started, tmp_path, stdin="WRONGJOTP\n")
+    assert proc.returncode != 0 and "join refused" in proc.stderr, proc.stderr
+    with open(ca, "rb") as fh:
+        assert fh.read() == pinned
+    assert sorted(os.listdir(os.path.dirname(config))) == ["ca.pem", "host.conf", "host.key",
+                                                           "host.pem"]
