@@ -188,12 +188,15 @@ def test_tls_alert_from_the_server_is_a_refusal(pam_harness, system_user, realm,
                        max_version=getattr(ssl.TLSVersion, version))
     try:
         site.point_at(stand_in.server)
-        result = site.run(PW)
+        # TLS 1.3: the refusal comes while the request is written, which then fails;
+        # it was read as "unreachable" in most runs (offline stood in): several runs.
+        for _ in range(8):
+            result = site.run(PW)
+            assert result.code == "AUTH_ERR", result.new
+            assert not offline_used(result), result.new
+            assert any("refused the" in line for line in result.new), result.new
     finally:
         stand_in.close()
-    assert result.code == "AUTH_ERR", result.new
-    assert not offline_used(result), result.new
-    assert any("refused the" in line for line in result.new), result.new
 
 
 def test_a_5xx_is_no_decision_offline_stands_in(pam_harness, system_user, realm, tmp_path):

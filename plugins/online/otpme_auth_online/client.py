@@ -18,7 +18,8 @@ timeout, the connection closed or reset before the answer was complete.
 :class:`BadAnswer` is an answer from the realm's server (it completed the
 pinned TLS handshake) that we cannot use: not HTTP, not JSON, too large, or a
 TLS alert the server sent (it refused our certificate, e.g. one it no longer
-accepts).  The
+accepts; with TLS 1.3 it comes while the request is written, so a failed write
+first reads the alert that waits).  The
 plugin treats it as a refusal: the server spoke.  A well-formed refusal (any
 HTTP status) is not an error here.
 
@@ -153,13 +154,31 @@ class Client:
         head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                 "Content-Length: %d\r\n\r\n" % (path, split_server(self.server)[0], len(payload)))
         self._received = False
-        self.sock.sendall(head.encode("ascii") + payload)
+        try:
+            self.sock.sendall(head.encode("ascii") + payload)
+        except OSError as exc:
+            alert = None if isinstance(exc, socket.timeout) else self._waiting_alert()
+            if alert is not None:
+                raise alert from None
+            raise
         status, length, close = self._read_head()
         data = self._read_exactly(length)
         self._answered += 1
         if close:   # "Connection: close": the next request connects again
             self.close()
         return status, data
+
+    def _waiting_alert(self):
+        """After a send that failed: the TLS alert the server sent before it closed, if
+        one waits to be read, else None.  TLS 1.3 checks the client's certificate after
+        the client's handshake is done: a server that refuses it sends its alert and
+        closes while the request is being written, and the write fails (EOF, EPIPE)
+        with the refusal still unread (issue 8: a refusal, not an unreachable server)."""
+        try:
+            self.sock.recv(1)
+        except OSError as exc:
+            return exc if _is_alert(exc) else None
+        return None
 
     def _stale(self, exc):
         """True if ``exc`` is a kept-alive connection the server had closed: it answered
