@@ -11,17 +11,60 @@ override reorders what the user reads).  No plugin needs to, or can forget to,
 filter its own text.
 """
 
-import re
-
 from .errors import ConversationError
 
-#: Whole escape sequences: CSI (ESC [ or 0x9B ... final byte), OSC / DCS / SOS /
-#: PM / APC strings (ESC ] P X ^ _ or their C1 forms, up to BEL, ST or the end),
-#: and two-byte ESC sequences.  Removed whole, so their parameters never show.
-_SEQUENCE = re.compile(
-    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")
+#: Whole escape sequences, removed whole so their parameters never show:
+#: CSI (ESC [ or 0x9B, parameter bytes 0x30-0x3F, intermediates 0x20-0x2F, a
+#: final byte 0x40-0x7E), OSC / DCS / SOS / PM / APC strings (ESC ] P X ^ _ or
+#: their C1 forms, up to BEL, ST or the end), and two-byte ESC sequences
+#: (intermediates, then a final byte 0x30-0x7E).  A hand-written scanner: ``re``
+#: (with ``enum`` and ``functools``) costs several milliseconds of import on
+#: every login (docs/performance.md).
+_STRING_STARTS = frozenset("]PX^_")
+_STRING_C1 = frozenset("\x90\x98\x9d\x9e\x9f")
+_STRING_ENDS = frozenset("\x07\x1b\x9c")
+_INTRODUCERS = _STRING_C1 | {"\x1b", "\x9b"}
+
+
+def _skip_range(text, j, low, high):
+    n = len(text)
+    while j < n and low <= text[j] <= high:
+        j += 1
+    return j
+
+
+def _strip_sequences(text):
+    if not any(ch in _INTRODUCERS for ch in text):
+        return text
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        nxt = text[i + 1] if i + 1 < n else ""
+        if ch == "\x9b" or (ch == "\x1b" and nxt == "["):
+            j = _skip_range(text, i + (1 if ch == "\x9b" else 2), "\x30", "\x3f")
+            j = _skip_range(text, j, "\x20", "\x2f")
+            if j < n and "\x40" <= text[j] <= "\x7e":
+                j += 1
+        elif ch in _STRING_C1 or (ch == "\x1b" and nxt in _STRING_STARTS):
+            j = i + (1 if ch in _STRING_C1 else 2)
+            while j < n and text[j] not in _STRING_ENDS:
+                j += 1
+            if j < n and text[j] in "\x07\x9c":
+                j += 1
+            elif text.startswith("\x1b\\", j):
+                j += 2
+        elif ch == "\x1b":
+            j = _skip_range(text, i + 1, "\x20", "\x2f")
+            if j < n and "\x30" <= text[j] <= "\x7e":
+                j += 1
+        else:
+            out.append(ch)
+            j = i + 1
+        i = j
+    return "".join(out)
+
+
 #: Bidirectional-text controls (embeddings, overrides, isolates, marks).
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                   "\u2066\u2067\u2068\u2069")
@@ -45,7 +88,7 @@ def sanitize(text, multiline=True):
         text = "" if text is None else str(text)
     text = text[:MAX_TEXT * 2].replace("\r\n", "\n").replace("\u2028", "\n").replace(
         "\u2029", "\n")
-    text = _SEQUENCE.sub("", text)
+    text = _strip_sequences(text)
     out = []
     for ch in text:
         code = ord(ch)

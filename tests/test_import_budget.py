@@ -10,7 +10,8 @@ import os
 from otpme_auth.testing.imports import HEAVY, heavy, login_imports
 from otpme_auth_passfile import hash_line
 
-FORBIDDEN = HEAVY + ("argon2", "cryptography", "otpme_auth_testplugins", "otpme_auth_online",
+FORBIDDEN = HEAVY + ("re", "enum", "functools",  # the conversation's scanner, not re (~3 ms)
+                     "argon2", "cryptography", "otpme_auth_testplugins", "otpme_auth_online",
                      "otpme_auth_offline", "otpme_auth_greeting", "otpme_auth_mkhomedir",
                      # PC/SC: a line without smartcard never opens it
                      "otpme_auth_smartcard", "yubikit", "ykman", "smartcard",

@@ -78,3 +78,20 @@ def test_every_conversation_call_is_sanitised():
     conv.error("\x9b2JNo\u202e")
     assert conv.transcript == [("prompt_echo_off", "Password: "), ("prompt_echo_on", "Challenge: 1234\nName: "),
                                ("info", "Welcome"), ("error", "No")]
+
+
+# The regular expression the scanner replaced (``re`` is kept off the login path:
+# docs/performance.md); the scanner must remove exactly what it removed.
+_REFERENCE = __import__("re").compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")
+_ALPHABET = st.sampled_from(list("\x1b\x9b\x90\x98\x9d\x9e\x9f\x9c\x07\\[]PX^_ (/09;?@AZz~a\n")
+                            + ["é", "\x7f"])
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.text(max_size=60), st.lists(_ALPHABET, max_size=40).map("".join)))
+def test_sequence_scanner_removes_what_the_ecma48_pattern_removes(text):
+    from otpme_auth.conversation import _strip_sequences
+    assert _strip_sequences(text) == _REFERENCE.sub("", text)

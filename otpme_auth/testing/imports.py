@@ -21,13 +21,26 @@ _PROBE = """
 import json, sys
 exec(open(%(script)r).read().split("from otpme_auth")[0])
 before = set(sys.modules)
+# Also every module the login's code asks for by name, loaded already or not: in a
+# development venv an editable install's finder has loaded some (re, for one) before
+# the login starts, which an administrator's installation has not.
+import builtins
+requested = set()
+_import = builtins.__import__
+def _recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0:
+        requested.add(name)
+    return _import(name, globals, locals, fromlist, level)
+builtins.__import__ = _recording_import
 from otpme_auth import pam_entry
 from otpme_auth.context import PamItems
 from otpme_auth.conversation import ScriptedConversation
 from otpme_auth.login import run
 outcome = run("authenticate", %(args)r, %(user)r, "probe", ScriptedConversation(%(answers)r),
               PamItems(), cache_dir=%(cache)r)
-print(json.dumps({"code": outcome.code, "modules": sorted(set(sys.modules) - before)}))
+builtins.__import__ = _import
+print(json.dumps({"code": outcome.code,
+                  "modules": sorted((set(sys.modules) - before) | requested)}))
 """
 
 
