@@ -222,6 +222,42 @@ def totp_items(secrets, start, close=False):
             + [request(u, otp.hotp(s, step + 1), close) for u, s in secrets[start:]])
 
 
+def tls_floor(d, base, seconds):
+    """The machine's floor for --fresh: full mutual-TLS handshakes in C, no HTTP, no store.
+
+    ``openssl s_server`` with the realm's server key and CA, ``openssl s_time -new`` with
+    the joined host's certificate, one connection at a time, for ``seconds``.  Returns
+    (handshakes per second, server CPU ms per handshake), or None without openssl.
+    """
+    if not shutil.which("openssl"):
+        return None
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-quiet", "-accept", f"127.0.0.1:{port}",
+                            "-cert", os.path.join(d, "server.pem"), "-key", os.path.join(d, "server.key"),
+                            "-CAfile", os.path.join(d, "ca.pem"), "-Verify", "1", "-www"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        cpu0 = server_cpu(srv.pid)
+        t0 = time.perf_counter()
+        out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new",
+                              "-time", str(int(seconds)), "-cert", os.path.join(base, "host.pem"),
+                              "-key", os.path.join(base, "host.key"), "-CAfile", os.path.join(d, "ca.pem")],
+                             capture_output=True, text=True).stdout
+        elapsed = time.perf_counter() - t0
+        cpu = server_cpu(srv.pid) - cpu0
+    finally:
+        srv.terminate()
+        srv.wait(10)
+    n = int(out.split(" connections in ", 1)[0].rsplit("\n", 1)[-1].strip())
+    return n / elapsed, cpu * 1000 / max(n, 1)
+
+
 def server_cpu(pid):
     """CPU seconds used so far by the server process ``pid`` and its worker processes."""
     total = 0.0
@@ -261,13 +297,21 @@ def run_backend(name, db, args, rows):
                 time.sleep(0.05)
         time.sleep(0.3 * args.workers)
         ctx = do_join(d, port, jotp, base)
+        if args.fresh:
+            floor = tls_floor(d, base, args.duration)
+            if floor:
+                rows.append((name, "floor: C handshakes (openssl s_server/s_time)", 1, "", floor[0],
+                             float("nan"), float("nan"), 0, floor[1]))
+                print(f"  {name:<10} C TLS floor: {floor[0]:.0f} handshakes/s, server cpu "
+                      f"{floor[1]:.2f} ms/handshake", file=sys.stderr)
         used = 0
         runs = [(t, c, None) for t in args.types for c in args.levels]
         if "totp" in args.types and args.paced:
             runs.append(("totp", max(args.levels), args.paced))
         for ttype, conc, rate in runs:
             if ttype == "totp":
-                need = int(args.duration * (rate or 8000)) + conc
+                # Codes for the most this mode can do (a run that uses them all ends early).
+                need = int(args.duration * (rate or (3000 if args.fresh else 8000))) + conc
                 chunk = secrets[used:used + need // 2 + 1]
                 used += len(chunk)
                 if len(chunk) < need // 2 + 1:
@@ -339,7 +383,9 @@ def main():
     print("| store | token | clients | logins | logins/s | p50 ms | p99 ms | errors | server CPU ms/login |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.0f} | {r[5]:.1f} | {r[6]:.1f} | {r[7]} | {r[8]:.2f} |")
+        ms = lambda v: "-" if v != v else f"{v:.1f}"  # noqa: E731 (nan: the floor has no latency)
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3] or '-'} | {r[4]:.0f} | {ms(r[5])} | {ms(r[6])} | {r[7]} "
+              f"| {r[8]:.2f} |")
 
 
 if __name__ == "__main__":
