@@ -8,6 +8,12 @@ every one of them writes its replay counter: this is the real login path.
 
     .venv/bin/python benchmarks/server/bench.py                 # everything
     .venv/bin/python benchmarks/server/bench.py --backends sqlite --types totp
+    .venv/bin/python benchmarks/server/bench.py --types totp --fresh --workers 2 --levels 1,64 --users 13000
+
+``--fresh`` opens a new mutual-TLS connection per login (a full handshake: every PAM
+login is a new process) and first measures the machine's floor for that, full
+handshakes in C with the realm's keys (``openssl s_server``/``s_time``).
+``BENCH_PROFILE=FILE`` runs the server under cProfile (written when it stops).
 
 The load generator runs on the same machine: on 2 cores it takes one of them, which
 is why the server runs one worker by default.  PostgreSQL runs durable (fsync and
