@@ -49,6 +49,8 @@ REASONS = {
     "blocked": "Login failed: too many failed attempts; the account is blocked.",
     "outside_login_times": "Login failed: logins are not allowed at this time.",
     "host_not_allowed": "Login failed: you may not log in on this host.",
+    # RADIUS (POST /v1/radius/auth): FreeRADIUS named a client the realm does not know.
+    "client_unknown": "Login failed: this RADIUS client is not known to the realm.",
 }
 
 # The limits used when a host's access group does not exist (those of a new group).
@@ -130,7 +132,8 @@ class Engine:
         self.passwords = passwords
         self.tz = ZoneInfo(cfg["timezone"])
         self.gen = -1
-        self.objs = {"host": {}, "role": {}, "accessgroup": {}, "policy": {}, "share": {}}
+        self.objs = {"host": {}, "role": {}, "accessgroup": {}, "policy": {}, "share": {},
+                     "client": {}, "radiusserver": {}}
         self._secrets = {}  # (token name, sealed) -> decrypted secret, per process
         self._cpu = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="argon2")
         self._dummy_hash = passwords.hash(_DUMMY_HASH_PW)
@@ -515,6 +518,52 @@ class Engine:
         gen, objs, urow, tokens = await self.store.run(self._load, user)
         self._refresh(gen, objs)
         host_name, host = self.check_host(peer)  # before anything is written
+        return await self._login(host_name, host, user, urow, tokens, req, now)
+
+    # -- RADIUS (docs/radius.md) ---------------------------------------------------------
+
+    def check_radius(self, peer) -> str:
+        """The name of the realm's FreeRADIUS instance whose certificate ``peer`` shows
+        (made by ``otpme-auth-server radius-config``), or raise BadRequest.
+
+        Its certificate's CN is ``radius:NAME``, a name no host can have, and its
+        fingerprint must be the one recorded: a host's certificate is never one.
+        """
+        if peer is None:
+            raise BadRequest("radius_credential_required", "this endpoint needs the realm's "
+                             "FreeRADIUS certificate (otpme-auth-server radius-config)", 403)
+        cn, der = peer
+        name = cn[len("radius:"):] if cn.startswith("radius:") else None
+        obj = self.objs["radiusserver"].get(name) if name else None
+        if obj is None or not hmac.compare_digest(obj.get("cert") or "", cert_fingerprint(der)):
+            raise BadRequest("radius_credential_required", "the client certificate is not the "
+                             "realm's FreeRADIUS certificate (made again since?)", 403)
+        return name
+
+    async def radius_authenticate(self, peer, req, now: float | None = None) -> dict:
+        """An Access-Request FreeRADIUS forwards (POST /v1/radius/auth).
+
+        The login of a PAM host, verbatim (``_login``): the RADIUS client plays the
+        host, with its access group (failure limits, login-time policies); every token
+        of the user a typed password can prove (password, password+OTP, TOTP/HOTP) may
+        be used; one-time codes are consumed in the same table as PAM logins'.
+        """
+        now = time.time() if now is None else now
+        user = req["user"]
+        gen, objs, urow, tokens = await self.store.run(self._load, user)
+        self._refresh(gen, objs)
+        radius = self.check_radius(peer)
+        client = self.objs["client"].get(req["client"])
+        if client is None:
+            log.warning("radius login refused user=%s client=%s server=%s reason=client_unknown",
+                        user, req["client"], radius)
+            return {"status": "refused", "reason": "client_unknown", "message": REASONS["client_unknown"]}
+        host = {"accessgroup": client.get("accessgroup"), "unlimited": True, "policies": []}
+        return await self._login("radius:" + req["client"], host, user, urow, tokens,
+                                 {"user": user, "password": req["password"], "challenge_id": None}, now)
+
+    async def _login(self, host_name, host, user, urow, tokens, req, now) -> dict:
+        """The one login path of PAM hosts and RADIUS clients."""
         group = self._group(host)
         ag = self.objs["accessgroup"].get(group)
         if ag is None:  # fail closed: a missing group gets a new group's limits, not none

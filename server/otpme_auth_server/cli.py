@@ -84,6 +84,19 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_radius_config(args) -> int:
+    from .radius import write_config
+    info = write_config(args.dir, args.out, name=args.name, listen=args.listen, user=args.user,
+                        run_dir=args.run_dir, log_dir=args.log_dir, reject_delay=args.reject_delay,
+                        server_url=args.server_url)
+    print(f"FreeRADIUS configuration for {info['clients']} client(s) written to {info['out']}")
+    print(f"RADIUS on {info['listen']}; EAP-TTLS certificate {info['domain']} "
+          f"(supplicants: ca-cert = the realm CA, domain-suffix-match {info['domain']})")
+    print(f"logins go to {info['server']}/v1/radius/auth with this instance's own certificate")
+    print(f"run it with: freeradius -d {info['out']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="otpme-auth-server", description="otpme-auth reference server")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -99,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--listen", help="override the configured HOST:PORT")
     r.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
     r.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    rc = sub.add_parser("radius-config", help="write a FreeRADIUS configuration for the realm "
+                        "(docs/radius.md)")
+    rc.add_argument("--dir", required=True, help="the realm's server directory")
+    rc.add_argument("--out", required=True, help="the raddb directory to write (run: freeradius -d OUT)")
+    rc.add_argument("--name", default="freeradius", help="this FreeRADIUS instance's name (its "
+                    "REST certificate is radius:NAME)")
+    rc.add_argument("--listen", default="127.0.0.1:1812", help="ADDRESS[:PORT] RADIUS listens on")
+    rc.add_argument("--user", default="freerad", help="the user FreeRADIUS runs as ('' = the "
+                    "user that starts it)")
+    rc.add_argument("--run-dir", default="/var/run/freeradius")
+    rc.add_argument("--log-dir", default="/var/log/freeradius")
+    rc.add_argument("--reject-delay", type=int, default=1, help="seconds before an Access-Reject (0-5)")
+    rc.add_argument("--server-url", help="the realm's server (default: from server.json's listen)")
     return p
 
 
@@ -106,7 +132,7 @@ def main(argv=None) -> int:
     """Entry point of ``otpme-auth-server``."""
     args = build_parser().parse_args(argv)
     try:
-        return {"init": cmd_init, "run": cmd_run}[args.cmd](args)
+        return {"init": cmd_init, "run": cmd_run, "radius-config": cmd_radius_config}[args.cmd](args)
     except ServerError as exc:
         print(f"otpme-auth-server: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from . import PROTOCOL_VERSION
 from .auth import Engine
 from .crypto import Passwords, SecretBox
 from .errors import BadRequest, ServerError
-from .protocol import MAX_HEADER, error_body, parse_body, parse_head
+from .protocol import MAX_HEADER, error_body, parse_body, parse_head, parse_radius
 from .store import Store
 
 log = logging.getLogger("otpme_auth_server")
@@ -196,6 +196,10 @@ class Server:
                 raise BadRequest("method_not_allowed", "use GET", 405)
             return 200, {"status": "ok", "realm": self.cfg["realm"], "site": self.cfg["site"],
                          "protocol": PROTOCOL_VERSION}
+        if path == "/v1/radius/auth":
+            if method != "POST":
+                raise BadRequest("method_not_allowed", "use POST", 405)
+            return self._radius_answer(await self.engine.radius_authenticate(peer, parse_radius(body)))
         if path not in ("/v1/preauth", "/v1/auth", "/v1/join", "/v1/account"):
             raise BadRequest("not_found", "no such endpoint", 404)
         if method != "POST":
@@ -208,6 +212,15 @@ class Server:
         if path == "/v1/account":
             return 200, await self.engine.account(peer, req)
         return 200, await self.engine.authenticate(peer, req)
+
+    @staticmethod
+    def _radius_answer(result: dict) -> tuple[int, dict]:
+        """rlm_rest's language (docs/radius.md): 200 = accept (module "ok"), 401 with the
+        refusal's Reply-Message = reject. Nothing of the login's answer (sessions, offline
+        secrets, shares) leaves the server; values are not xlat-expanded by FreeRADIUS."""
+        if result["status"] == "ok":
+            return 200, {}
+        return 401, {"reply:Reply-Message": {"value": [result["message"]], "do_xlat": False, "op": ":="}}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         conn = self._admit(writer)

@@ -151,3 +151,40 @@ def _offline_used(items: list) -> list[tuple[str, int]]:
 def error_body(code: str, message: str) -> dict:
     """The JSON body of an error answer."""
     return {"status": "error", "error": code, "message": message}
+
+
+# -- POST /v1/radius/auth: FreeRADIUS's rlm_rest, ``body = 'json'`` (docs/radius.md) ---------
+#: The attributes read from rlm_rest's JSON: {"User-Name": {"type": "string", "value":
+#: ["alice"]}, ...}; every other attribute FreeRADIUS sends is ignored.
+RADIUS_FIELDS = {"User-Name": ("user", 64), "User-Password": ("password", 1024),
+                 "FreeRADIUS-Client-Shortname": ("client", 64)}
+
+
+def parse_radius(body: bytes) -> dict:
+    """Decode rlm_rest's JSON body into {"user", "password", "client"} (BadRequest if bad)."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("malformed_json", "request body is not valid UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("malformed_json", "request body must be a JSON object")
+    out = {}
+    for attr, (key, maxlen) in RADIUS_FIELDS.items():
+        item = data.get(attr)
+        if item is None:
+            raise BadRequest("missing_field", f"attribute {attr!r} is required")
+        values = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str):
+            raise BadRequest("wrong_type", f"attribute {attr!r} must be an object with one "
+                             "string in 'value'")
+        value = values[0]
+        if len(value) > maxlen:
+            raise BadRequest("too_long", f"attribute {attr!r} is longer than {maxlen}")
+        if "\x00" in value:
+            raise BadRequest("wrong_type", f"attribute {attr!r} contains a NUL character")
+        out[key] = value
+    if not NAME_RE.fullmatch(out["user"]):
+        raise BadRequest("bad_user", "attribute 'User-Name' is not a valid user name")
+    if not NAME_RE.fullmatch(out["client"]):
+        raise BadRequest("bad_client", "attribute 'FreeRADIUS-Client-Shortname' is not a client name")
+    return out
