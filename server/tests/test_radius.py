@@ -48,13 +48,14 @@ def _wait_udp_ready(log_path, proc, timeout=20.0):
 class Radius:
     """The realm's server (``workers`` processes) and FreeRADIUS from radius-config."""
 
-    def __init__(self, realm_dir, workdir, workers=1):
+    def __init__(self, realm_dir, workdir, workers=1, start_server=True):
         _need("freeradius", "radtest", "radclient")
         self.realm_dir = realm_dir
         self.work = str(workdir)
+        os.makedirs(self.work, exist_ok=True)
         with open(os.path.join(realm_dir, "server.json")) as f:
             self.server_port = int(json.load(f)["listen"].rsplit(":", 1)[1])
-        self.server = ServerProc(realm_dir, self.server_port, workers=workers)
+        self.server = ServerProc(realm_dir, self.server_port, workers=workers) if start_server else None
         self.port = free_port()
         self.raddb = os.path.join(self.work, "raddb")
         self.fr = None
@@ -89,7 +90,8 @@ class Radius:
 
     def stop(self):
         self.stop_freeradius()
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
 
     def radtest(self, user, password, secret):
         out = subprocess.run(["radtest", "-t", "pap", user, password, f"127.0.0.1:{self.port}",
