@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from otpme_auth_server import admin, cli
+from otpme_auth.testing import skip_or_fail
 from otpme_auth.testing.procs import stop_process, wait_for_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -252,3 +254,96 @@ def host_clients(n, ports, first, workdir, name):
     """``n`` protocol clients of one joined host, spread over the servers' ``ports``."""
     return [Client(ports[i % len(ports)], first.ca_pem, name, os.path.join(workdir, f"{name}.pem"),
                    os.path.join(workdir, f"{name}.key")) for i in range(n)]
+
+
+# -- FreeRADIUS from otpme-auth-server radius-config (test_radius*.py) ---------------------
+
+def need_tools(*tools):
+    for t in tools:
+        if shutil.which(t) is None:
+            skip_or_fail(f"{t} not found (Debian packages freeradius freeradius-utils "
+                         "freeradius-rest eapoltest)")
+
+
+def _wait_udp_ready(log_path, proc, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        with open(log_path) as f:
+            if "Ready to process requests" in f.read():
+                return True
+        time.sleep(0.1)
+    return False
+
+
+class Radius:
+    """The realm's server (``workers`` processes) and FreeRADIUS from radius-config."""
+
+    def __init__(self, realm_dir, workdir, workers=1, start_server=True):
+        need_tools("freeradius", "radtest", "radclient")
+        self.realm_dir = realm_dir
+        self.work = str(workdir)
+        os.makedirs(self.work, exist_ok=True)
+        with open(os.path.join(realm_dir, "server.json")) as f:
+            self.server_port = int(json.load(f)["listen"].rsplit(":", 1)[1])
+        self.server = ServerProc(realm_dir, self.server_port, workers=workers) if start_server else None
+        self.port = free_port()
+        self.raddb = os.path.join(self.work, "raddb")
+        self.fr = None
+        self.log_path = os.path.join(self.work, "freeradius.out")
+
+    def configure(self):
+        os.makedirs(os.path.join(self.work, "run"), exist_ok=True)
+        os.makedirs(os.path.join(self.work, "log"), exist_ok=True)
+        assert cli.main(["radius-config", "--dir", self.realm_dir, "--out", self.raddb,
+                         "--listen", f"127.0.0.1:{self.port}", "--user", "",
+                         "--run-dir", os.path.join(self.work, "run"),
+                         "--log-dir", os.path.join(self.work, "log"), "--reject-delay", "0"]) == 0
+
+    def start(self):
+        self.stop_freeradius()
+        self.configure()
+        self.fr = subprocess.Popen(["freeradius", "-f", "-l", "stdout", "-d", self.raddb],
+                                   stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
+        if not _wait_udp_ready(self.log_path, self.fr):
+            self.stop()
+            raise RuntimeError("freeradius did not start: " + self.fr_log())
+        return self
+
+    def fr_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop_freeradius(self):
+        if self.fr is not None:
+            stop_process(self.fr)
+            self.fr = None
+
+    def stop(self):
+        self.stop_freeradius()
+        if self.server is not None:
+            self.server.stop()
+
+    def radtest(self, user, password, secret):
+        out = subprocess.run(["radtest", "-t", "pap", user, password, f"127.0.0.1:{self.port}",
+                              "0", secret], capture_output=True, text=True, timeout=60)
+        return out.stdout + out.stderr
+
+    def radclient(self, requests, secret):
+        """Send ``requests`` ([(user, password)]) at once; returns (accepted, rejected, lost)."""
+        body = "\n\n".join(f'User-Name = "{u}"\nUser-Password = "{p}"' for u, p in requests) + "\n"
+        out = subprocess.run(["radclient", "-s", "-p", str(len(requests)), "-r", "1", "-t", "30",
+                              f"127.0.0.1:{self.port}", "auth", secret],
+                             input=body, capture_output=True, text=True, timeout=120)
+        text = out.stdout + out.stderr
+
+        def n(label):
+            m = re.search(label + r"\s*:\s*(\d+)", text)
+            assert m, text
+            return int(m.group(1))
+        return n("Accepted"), n("Rejected"), n("Lost")
+
+
+def accepted(out):
+    return "Received Access-Accept" in out

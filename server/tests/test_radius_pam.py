@@ -10,7 +10,7 @@ import pytest
 
 from otpme_auth.otp.base32 import b32decode
 from otpme_auth.otp.hotp import totp
-from test_radius import Radius, accepted
+from srvkit import Radius, accepted
 
 pytestmark = pytest.mark.pam
 
