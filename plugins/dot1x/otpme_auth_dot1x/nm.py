@@ -41,6 +41,8 @@ ACTIVE_IFACE = "org.freedesktop.NetworkManager.Connection.Active"
 ACTIVATING, ACTIVATED, DEACTIVATING, DEACTIVATED = 1, 2, 3, 4
 # NMSettingSecretFlags: NOT_SAVED (ask an agent every time, never store)
 NOT_SAVED = 0x2
+# NMSettingsUpdate2Flags: IN_MEMORY (NetworkManager's copy only; the file on disk stays)
+UPDATE2_IN_MEMORY = 0x2
 POLL = 0.2
 
 
@@ -85,6 +87,7 @@ class Activation:
         self.log = log or (lambda text: None)
         self.conn = None
         self.conn_path = None
+        self._raw_settings = None
         self.secrets_asked = 0
         self.nm_owner = None   # NetworkManager's unique bus name: the only caller we answer
 
@@ -188,9 +191,10 @@ class Activation:
         paths = self._call(SETTINGS, "ListConnections")[0]
         for path in paths:
             addr = DBusAddress(path, NM_BUS, "org.freedesktop.NetworkManager.Settings.Connection")
-            settings = _unwrap(self._call(addr, "GetSettings")[0])
+            raw = self._call(addr, "GetSettings")[0]
+            settings = _unwrap(raw)
             if settings.get("connection", {}).get("id") == self.name:
-                self.conn_path = path
+                self.conn_path, self._raw_settings = path, raw
                 return settings
         raise Dot1xError("NetworkManager has no connection named %r (dot1x_connection)" % self.name)
 
@@ -211,6 +215,31 @@ class Activation:
             self.log("connection %r: 802-1x.password-flags is not 2 (not-saved); NetworkManager "
                      "may use the profile's password instead of asking otpme-auth" % self.name)
 
+    def set_identity(self, settings):
+        """Put the user's name into the profile's ``802-1x.identity``, in memory only.
+
+        NetworkManager sends the profile's identity, not one an agent returns with the
+        secrets (identity is not a secret), so seed 001's placeholder ``user`` would reach
+        the RADIUS server.  ``Update2`` with the in-memory flag changes NetworkManager's
+        copy, never the file on disk; the password is not part of it (an agent secret).
+        A NetworkManager without ``Update2`` (before 1.12): the profile's identity is used.
+        """
+        if _text(settings["802-1x"].get("identity")) == self.identity:
+            return
+        raw = {name: dict(values) for name, values in self._raw_settings.items()}
+        raw["802-1x"]["identity"] = ("s", self.identity)
+        addr = DBusAddress(self.conn_path, NM_BUS,
+                           "org.freedesktop.NetworkManager.Settings.Connection")
+        try:
+            self._call(addr, "Update2", "a{sa{sv}}ua{sv}", (raw, UPDATE2_IN_MEMORY, {}))
+        except DBusErrorResponse as exc:
+            if "UnknownMethod" not in str(exc.name):
+                raise Dot1xError("NetworkManager refused to set connection %r's 802-1x.identity "
+                                 "in memory: %s" % (self.name, exc.name))
+            self.log("connection %r: NetworkManager cannot update it in memory (no Update2); "
+                     "its 802-1x.identity %r is sent, not the user's"
+                     % (self.name, _text(settings["802-1x"].get("identity"))))
+
     def device(self, settings):
         iface = settings.get("connection", {}).get("interface-name")
         if iface:
@@ -227,6 +256,7 @@ class Activation:
         try:
             settings = self.find()
             self.check(settings)
+            self.set_identity(settings)
             device = self.device(settings)
             active = self._call(NM, "ActivateConnection", "ooo", (self.conn_path, device, "/"),
                                 deadline=deadline)[0]

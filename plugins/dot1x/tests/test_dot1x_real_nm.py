@@ -108,13 +108,10 @@ def lab(tmp_path):
 
 @pytest.mark.parametrize("profile_identity", [
     "alice",
-    # Seed 001's profile has a placeholder identity ("user"). The real NetworkManager 1.42
-    # sends the profile's identity and ignores the one in the agent's GetSecrets reply
-    # (identity is not a secret): the RADIUS server sees "user". The plugin must set the
-    # identity in memory (Settings.Connection.Update2, in-memory flag) before activating;
-    # not done yet (docs/dot1x.md).
-    pytest.param("user", marks=pytest.mark.xfail(strict=True, reason="NetworkManager ignores "
-                                                 "the agent's identity (docs/dot1x.md)")),
+    # Seed 001's profile has a placeholder identity ("user"). The real NetworkManager
+    # sends the profile's identity and ignores one in the agent's GetSecrets reply
+    # (identity is not a secret): the plugin sets it in memory (Update2) before activating.
+    "user",
 ])
 def test_real_networkmanager_brings_the_port_up_with_the_plugins_agent(lab, realm, tmp_path,
                                                                        profile_identity):
@@ -228,6 +225,10 @@ def test_real_networkmanager_brings_the_port_up_with_the_plugins_agent(lab, real
     assert "veth0:connected:dot1x-lan" in status, status
     text = lab.log("server")
     assert "login ok user=alice host=radius:switch1" in text
+    # The user's name went to NetworkManager's copy only: the profile on disk is unchanged.
+    profile = "".join(p.read_text() for p in (tmp_path / "connections").iterdir())
+    assert "identity=%s\n" % profile_identity in profile, profile
+    assert PW not in profile
     assert "login refused user=alice host=radius:switch1" in text or profile_identity != "alice"
     # The secret is in no profile file and no log.
     for root, _, files in os.walk(str(tmp_path)):
