@@ -362,10 +362,8 @@ class Engine:
         by_name = {n: json.loads(d) for n, d, _ in tokens}
         reported = None
         if req.get("offline_used") is not None:
-            counters = {n: (-1 if lc is None else lc) for n, _, lc in tokens}
-            reported = await self._offline_used(host_name, user, by_name, counters,
-                                                req["offline_used"], now,
-                                                self._offline_tokens(host, by_name))
+            reported = await self._offline_reports(host_name, host, user, tokens,
+                                                   req["offline_used"], now)
         cands = self._candidates(host, by_name)
         for name, tok in sorted(by_name.items()):
             if name not in cands:
@@ -471,6 +469,29 @@ class Engine:
             elif tok["type"] == "password" and tok.get("2f_enabled") and tok.get("2f_token"):
                 out.add(tok["2f_token"])
         return out
+
+    async def _offline_reports(self, host_name, host, user, tokens, items, now) -> int:
+        """Take a host's report of codes used offline: its own user's, and those of other
+        users of the host (a host reports at its next contact with the server, whoever
+        logs in: docs/protocol.md, "Codes used offline").  Returns how many were taken."""
+        by_owner = {}
+        for token, counter in items:
+            by_owner.setdefault(token.split("/", 1)[0], []).append((token, counter))
+        taken = 0
+        for owner, owned in sorted(by_owner.items()):
+            if owner != user:
+                _, _, urow, owner_tokens = await self.store.run(self._load, owner)
+                if urow is None:
+                    log.warning("offline codes report ignored host=%s user=%s: no such user",
+                                host_name, owner)
+                    continue
+            else:
+                owner_tokens = tokens
+            toks = {n: json.loads(d) for n, d, _ in owner_tokens}
+            counters = {n: (-1 if lc is None else lc) for n, _, lc in owner_tokens}
+            taken += await self._offline_used(host_name, owner, toks, counters, owned, now,
+                                              self._offline_tokens(host, toks))
+        return taken
 
     async def _offline_used(self, host_name, user, toks, counters, items, now,
                             allowed) -> int:

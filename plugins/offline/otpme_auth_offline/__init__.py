@@ -132,27 +132,48 @@ def _hint_prompt(ctx, cache):
             else "Password+OTP: "
 
 
+#: The most items one pre-auth reports (the server takes at most 64); the rest go next time.
+MAX_REPORTED = 64
+
+
 def _pending_reports(ctx, cache):
-    """Hand online the codes used offline that the server does not know yet."""
+    """Hand online the codes used offline that the server does not know yet: this user's
+    first, then every other user's of this host (reported at the host's next contact,
+    whoever logs in: docs/offline.md, "Codes used offline are reported to the server")."""
+    items = []
     try:
-        used = cache.used_codes(ctx.user)
+        users = cache.users()
     except (CacheError, StateFileError, ValueError) as exc:
-        ctx.log.warning("codes used offline by %s cannot be reported: %s" % (ctx.user, exc), NAME)
-        return
-    if used:
-        ctx.stash[OFFLINE_USED_CODES] = [{"token": t, "counter": c} for t, c in sorted(used.items())]
+        users = []
+        ctx.log.warning("codes used offline cannot be listed: %s" % exc, NAME)
+    for user in [ctx.user] + [u for u in users if u != ctx.user]:
+        try:
+            used = cache.used_codes(user)
+        except (CacheError, StateFileError, ValueError) as exc:
+            ctx.log.warning("codes used offline by %s cannot be reported: %s" % (user, exc), NAME)
+            continue
+        items += [{"token": t, "counter": c} for t, c in sorted(used.items())]
+    if items:
+        ctx.stash[OFFLINE_USED_CODES] = items[:MAX_REPORTED]
 
 
 def _forget_reported(ctx, options):
     reported = ctx.stash.get(OFFLINE_USED_REPORTED)
     if not reported:
         return
+    taken = {i["token"]: i["counter"] for i in reported}
+    cache = open_cache(options)
     try:
-        open_cache(options).forget_used_codes(ctx.user, {i["token"]: i["counter"] for i in reported})
-    except (CacheError, StateFileError, ValueError) as exc:
-        # Sent again at the next contact: the server takes a report twice without harm.
-        ctx.log.warning("codes used offline by %s: reported, but not forgotten here: %s"
-                        % (ctx.user, exc), NAME)
+        users = sorted({ctx.user} | set(cache.users()))
+    except (CacheError, StateFileError, ValueError):
+        users = [ctx.user]
+    for user in users:   # token names are unique: each user's file drops only its own
+        try:
+            cache.forget_used_codes(user, taken)
+        except (CacheError, StateFileError, ValueError) as exc:
+            # Sent again at the next contact: the server takes a report twice without harm.
+            ctx.log.warning("codes used offline by %s: reported, but not forgotten here: %s"
+                            % (user, exc), NAME)
 
 
 @hookimpl

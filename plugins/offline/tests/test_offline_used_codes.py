@@ -120,3 +120,27 @@ def test_a_host_burns_no_codes_of_tokens_it_could_not_hold_offline(realm):
     assert answer["status"] == "refused"
     for c in clients.values():
         c.close()
+
+
+def test_codes_are_reported_at_the_hosts_next_contact_whoever_logs_in(pam_harness, system_user,
+                                                                       realm):
+    """alice used a code offline; the next login that reaches the server is bob's: the host
+    reports alice's code with it, so her code is refused online at once, not only after her
+    own next online login on this host."""
+    site = Site(realm, pam_harness, system_user, second_factor="totp")
+    otp_token = "%s/totp" % site.user
+    bob = system_user()
+    realm.add_user(bob, "bobs own password 7")
+    realm.admin("host", "add_token", "h1", "%s/pass" % bob)
+    fresh_step()
+    now = time.time()
+    assert site.run(site.typed(now - 30)).ok
+    realm.stop()
+    assert site.run(site.typed(now)).ok
+    assert site.cache.used_codes(site.user) == {otp_token: int(now) // 30}
+
+    realm.start()
+    assert pam_harness.run("login", bob, answers=["bobs own password 7"]).ok
+    assert "offline codes reported host=h1 user=%s" % site.user in realm.server_log()
+    assert site.cache.used_codes(site.user) == {}
+    assert not site.run(site.typed(now)).ok          # the code is a replay now
