@@ -18,7 +18,7 @@ import sys
 from otpme_auth.errors import ConfigError
 
 from . import hostconfig
-from .client import Client, Unreachable
+from .client import BadAnswer, Client, Unreachable
 
 _KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$")
 
@@ -34,6 +34,15 @@ def add_command(subparsers):
     p.set_defaults(run=run)
 
 
+class Refused(Exception):
+    """The server answered, but not with the user's keys."""
+
+
+def _printable(value):
+    from otpme_auth.conversation import sanitize
+    return sanitize(value, multiline=False)[:80]
+
+
 def keys_for(config, user, connect_timeout=3.0):
     client = Client(config.servers, config.ca_file, config.cert_file, config.key_file,
                     connect_timeout, 30)
@@ -43,7 +52,7 @@ def keys_for(config, user, connect_timeout=3.0):
     finally:
         client.close()
     if status != 200 or answer.get("status") != "ok":
-        raise Unreachable("pre-auth failed: %s %s" % (status, str(answer.get("error", ""))[:80]))
+        raise Refused("the server refused: %s %s" % (status, _printable(answer.get("error", ""))))
     keys = []
     for m in answer.get("methods", []):
         key = m.get("public_key") if isinstance(m, dict) and m.get("type") == "ssh" else None
@@ -63,6 +72,9 @@ def run(args, out):
         keys = keys_for(config, args.user, args.connect_timeout)
     except Unreachable as exc:
         print("otpme-auth authorized-keys: no server answered: %s" % exc, file=sys.stderr)
+        return 1
+    except (BadAnswer, Refused) as exc:   # an answer: no keys, and say why (no traceback)
+        print("otpme-auth authorized-keys: %s" % exc, file=sys.stderr)
         return 1
     for key in keys:
         out.write(key + "\n")

@@ -69,3 +69,20 @@ def test_sshd_authorized_keys_command_from_the_realm(realm, system_user, keys, t
         assert ssh(port, user, keys.private["ecdsa256"]).returncode == 255
     finally:
         stop_process(proc)
+
+
+def test_a_refusing_server_gives_no_keys_and_says_why(realm, system_user, keys):
+    """A disabled host: sshd's AuthorizedKeysCommand gets no keys, a one-line reason on
+    stderr, no traceback."""
+    user = system_user(password="unused but unlocked")
+    realm.add_user(user, "pw")
+    realm.admin("token", "add", "--type", "ssh", "%s/ssh" % user, keys.public["ed25519"])
+    jotp = realm.add_host("h1", tokens=["%s/ssh" % user])
+    realm.start()
+    conf = realm.join("h1", jotp)
+    realm.admin("host", "disable", "h1")
+    command = os.path.join(os.path.dirname(sys.executable), "otpme-get-authorized-keys")
+    out = subprocess.run([command, user, "--config", conf], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "Traceback" not in out.stderr
+    assert "the server refused" in out.stderr and "host_disabled" in out.stderr, out.stderr
