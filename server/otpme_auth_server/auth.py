@@ -53,13 +53,13 @@ REASONS = {
     "client_unknown": "Login failed: this RADIUS client is not known to the realm.",
 }
 
-# The limits used when a host's access group does not exist (those of a new group).
 #: An attempt that finds every slot of the user's failure budget taken, the last one taken
 #: less than SLOT_WAIT seconds before, waits up to SLOT_WAIT seconds for attempts still in
 #: flight to give theirs back (a success does) before it is refused as ``blocked``
 #: (docs/server.md, "Failed logins"); it looks every SLOT_POLL seconds (jittered).
 SLOT_WAIT = 5.0
 SLOT_POLL = 0.03
+# The limits used when a host's access group does not exist (those of a new group).
 MISSING_GROUP = {"max_fail": 5, "max_fail_reset": 0, "policies": []}
 # What an unknown user's pre-auth looks like: a user with one plain password token.
 DEFAULT_METHODS = [{"type": "password", "password_required": True, "otp_len": 0,
