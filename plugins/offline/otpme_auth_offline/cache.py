@@ -831,6 +831,10 @@ class OfflineCache:
 
     def list_tokens(self, user):
         """Sorted names of the tokens ``user`` has a cache for."""
+        return self.list_named(user, _TOKEN_PREFIX)
+
+    def list_named(self, user, prefix):
+        """Sorted token names of ``user``'s files named ``prefix`` + encoded token name."""
         udir = self._user_dir(user, create=False)
         if udir is None:
             return []
@@ -841,9 +845,9 @@ class OfflineCache:
             os.close(fd)
         tokens = []
         for name in names:
-            if name.startswith(_TOKEN_PREFIX):
+            if name.startswith(prefix):
                 try:
-                    tokens.append(decode_name(name[len(_TOKEN_PREFIX):]))
+                    tokens.append(decode_name(name[len(prefix):]))
                 except (ValueError, UnicodeDecodeError):
                     continue  # not ours (a leftover temp file is ".token...tmp")
         return sorted(tokens)

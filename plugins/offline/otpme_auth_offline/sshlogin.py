@@ -41,7 +41,7 @@ from otpme_auth import Key, StateFileError
 from otpme_auth.statefile import StateFile, open_dir
 from otpme_auth.statefile import read as read_state
 
-from .cache import CacheError, CacheExpired, encode_name, decode_name
+from .cache import CacheError, CacheExpired, encode_name
 
 PREFIX = "ssh."
 MAGIC = b"OTPMESSH\x01"
@@ -159,22 +159,7 @@ def store(cache, user, token, entry, answer, now=None):
 
 def tokens(cache, user):
     """Sorted names of ``user``'s ssh records (not authenticated: only what to try)."""
-    udir = cache._user_dir(user, create=False)
-    if udir is None:
-        return []
-    fd = open_dir(udir)
-    try:
-        names = os.listdir(fd)
-    finally:
-        os.close(fd)
-    found = []
-    for name in names:
-        if name.startswith(PREFIX):
-            try:
-                found.append(decode_name(name[len(PREFIX):]))
-            except (ValueError, UnicodeDecodeError):
-                continue
-    return sorted(found)
+    return cache.list_named(user, PREFIX)
 
 
 def remove(cache, user, token):
