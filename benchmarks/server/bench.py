@@ -12,7 +12,8 @@ every one of them writes its replay counter: this is the real login path.
 
 ``--fresh`` opens a new mutual-TLS connection per login (a full handshake: every PAM
 login is a new process) and first measures the machine's floor for that, full
-handshakes in C with the realm's keys (``openssl s_server``/``s_time``).
+handshakes in C with the realm's keys (``openssl s_server``/``s_time``): one pair
+(one login at a time) and one pair per core (the most this machine does in C).
 ``BENCH_PROFILE=FILE`` runs the server under cProfile (written when it stops).
 
 The load generator runs on the same machine: on 2 cores it takes one of them, which
@@ -228,39 +229,48 @@ def totp_items(secrets, start, close=False):
             + [request(u, otp.hotp(s, step + 1), close) for u, s in secrets[start:]])
 
 
-def tls_floor(d, base, seconds):
+def tls_floor(d, base, seconds, pairs=1):
     """The machine's floor for --fresh: full mutual-TLS handshakes in C, no HTTP, no store.
 
     ``openssl s_server`` with the realm's server key and CA, ``openssl s_time -new`` with
-    the joined host's certificate, one connection at a time, for ``seconds``.  Returns
-    (handshakes per second, server CPU ms per handshake), or None without openssl.
+    the joined host's certificate, for ``seconds``.  ``s_server`` answers one connection
+    at a time, so ``pairs`` servers each get their own client, all at once: with one pair
+    per core, what this machine's cores can do in C at best, server and clients together.
+    Returns (handshakes per second, server CPU ms per handshake), or None without openssl.
     """
     if not shutil.which("openssl"):
         return None
-    port = free_port()
-    srv = subprocess.Popen(["openssl", "s_server", "-quiet", "-accept", f"127.0.0.1:{port}",
-                            "-cert", os.path.join(d, "server.pem"), "-key", os.path.join(d, "server.key"),
-                            "-CAfile", os.path.join(d, "ca.pem"), "-Verify", "1", "-www"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        cpu0 = server_cpu(srv.pid)
+        for _ in range(pairs):
+            port = free_port()
+            servers.append((port, subprocess.Popen(
+                ["openssl", "s_server", "-quiet", "-accept", f"127.0.0.1:{port}",
+                 "-cert", os.path.join(d, "server.pem"), "-key", os.path.join(d, "server.key"),
+                 "-CAfile", os.path.join(d, "ca.pem"), "-Verify", "1", "-www"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        for port, _ in servers:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        cpu0 = sum(server_cpu(srv.pid) for _, srv in servers)
         t0 = time.perf_counter()
-        out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new",
-                              "-time", str(int(seconds)), "-cert", os.path.join(base, "host.pem"),
-                              "-key", os.path.join(base, "host.key"), "-CAfile", os.path.join(d, "ca.pem")],
-                             capture_output=True, text=True).stdout
+        clients = [subprocess.Popen(
+            ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new",
+             "-time", str(int(seconds)), "-cert", os.path.join(base, "host.pem"),
+             "-key", os.path.join(base, "host.key"), "-CAfile", os.path.join(d, "ca.pem")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for port, _ in servers]
+        outs = [c.communicate()[0] for c in clients]
         elapsed = time.perf_counter() - t0
-        cpu = server_cpu(srv.pid) - cpu0
+        cpu = sum(server_cpu(srv.pid) for _, srv in servers) - cpu0
     finally:
-        srv.terminate()
-        srv.wait(10)
-    n = int(out.split(" connections in ", 1)[0].rsplit("\n", 1)[-1].strip())
+        for _, srv in servers:
+            srv.terminate()
+            srv.wait(10)
+    n = sum(int(out.split(" connections in ", 1)[0].rsplit("\n", 1)[-1].strip()) for out in outs)
     return n / elapsed, cpu * 1000 / max(n, 1)
 
 
@@ -304,12 +314,15 @@ def run_backend(name, db, args, rows):
         time.sleep(0.3 * args.workers)
         ctx = do_join(d, port, jotp, base)
         if args.fresh:
-            floor = tls_floor(d, base, args.duration)
-            if floor:
-                rows.append((name, "floor: C handshakes (openssl s_server/s_time)", 1, "", floor[0],
-                             float("nan"), float("nan"), 0, floor[1]))
-                print(f"  {name:<10} C TLS floor: {floor[0]:.0f} handshakes/s, server cpu "
-                      f"{floor[1]:.2f} ms/handshake", file=sys.stderr)
+            # One pair: the floor of one login at a time.  One pair per core: the most
+            # full handshakes this machine does in C, with no Python and no store at all.
+            for pairs in sorted({1, os.cpu_count() or 1}):
+                floor = tls_floor(d, base, args.duration, pairs)
+                if floor:
+                    rows.append((name, f"floor: C handshakes, {pairs} pair(s)", pairs, "", floor[0],
+                                 float("nan"), float("nan"), 0, floor[1]))
+                    print(f"  {name:<10} C TLS floor, {pairs} pair(s): {floor[0]:.0f} handshakes/s, "
+                          f"server cpu {floor[1]:.2f} ms/handshake", file=sys.stderr)
         used = 0
         runs = [(t, c, None) for t in args.types for c in args.levels]
         if "totp" in args.types and args.paced:
