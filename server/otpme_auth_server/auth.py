@@ -27,11 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding, load_ssh_public_key
+from cryptography.hazmat.primitives.serialization import Encoding
+from otpme_auth import sshsig
 
 from . import otp
 from .crypto import cert_fingerprint, load_ca, sign_host_csr, cert_pem
@@ -84,42 +81,17 @@ class Refused(Exception):
         self.token = token
 
 
-def _ssh_string(buf: bytes, pos: int) -> tuple[bytes, int]:
-    if pos + 4 > len(buf):
-        raise ValueError("short ssh string")
-    n = int.from_bytes(buf[pos:pos + 4], "big")
-    if pos + 4 + n > len(buf):
-        raise ValueError("short ssh string")
-    return buf[pos + 4:pos + 4 + n], pos + 4 + n
-
-
 def verify_ssh_signature(public_key: str, blob_b64: str, data: bytes) -> bool:
-    """Check an ssh-agent signature blob (``string algo, string sig``) over ``data``.
+    """Check an ssh-agent signature blob (``string algo, string sig``, base64) over ``data``.
 
-    ssh-ed25519, ecdsa-sha2-nistp256/384/521 and rsa-sha2-256/512 are accepted.
+    ssh-ed25519, ecdsa-sha2-nistp256/384/521 and rsa-sha2-256/512 are accepted, never
+    ssh-rsa (SHA-1): ``otpme_auth.sshsig``, the check the hosts make too.
     """
     try:
-        blob = base64.b64decode(blob_b64, validate=True)
-        algo, pos = _ssh_string(blob, 0)
-        sig, _ = _ssh_string(blob, pos)
-        key = load_ssh_public_key(public_key.encode())
-        if isinstance(key, ed25519.Ed25519PublicKey) and algo == b"ssh-ed25519":
-            key.verify(sig, data)
-            return True
-        if isinstance(key, ec.EllipticCurvePublicKey) and algo.startswith(b"ecdsa-sha2-"):
-            r, p = _ssh_string(sig, 0)
-            s, _ = _ssh_string(sig, p)
-            h = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[key.curve.key_size]
-            der = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
-            key.verify(der, data, ec.ECDSA(h))
-            return True
-        if isinstance(key, rsa.RSAPublicKey) and algo in (b"rsa-sha2-256", b"rsa-sha2-512"):
-            h = hashes.SHA256() if algo == b"rsa-sha2-256" else hashes.SHA512()
-            key.verify(sig, data, padding.PKCS1v15(), h)
-            return True
-    except (ValueError, TypeError, KeyError, InvalidSignature):
+        sshsig.verify_line(public_key, base64.b64decode(blob_b64, validate=True), data)
+    except ValueError:  # SignatureRefused, or not base64
         return False
-    return False
+    return True
 
 
 class Engine:

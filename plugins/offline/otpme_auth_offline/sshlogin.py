@@ -39,6 +39,7 @@ import time
 
 from otpme_auth import Key, StateFileError
 from otpme_auth.statefile import StateFile, open_dir
+from otpme_auth.sshsig import ALGORITHMS
 from otpme_auth.statefile import read as read_state
 
 from .cache import CacheError, CacheExpired, encode_name
@@ -49,14 +50,6 @@ MAC_LEN = 32
 MAX_RECORD = 64 * 1024
 _MAC_LABEL = b"otpme-auth offline ssh record v1\0"
 KEY_SUFFIX = ".ssh-key"
-#: Key types, and the signature algorithms each may answer with (never ssh-rsa, SHA-1).
-ALGORITHMS = {
-    "ssh-ed25519": ("ssh-ed25519",),
-    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
-    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
-    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
-    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256"),
-}
 
 
 class RecordRefused(CacheError):
@@ -139,7 +132,7 @@ def store(cache, user, token, entry, answer, now=None):
     now = int(time.time() if now is None else now)
     public_key = entry.get("public_key")
     ktype = public_key.split()[0] if isinstance(public_key, str) and public_key.split() else ""
-    if ktype not in ALGORITHMS:
+    if ktype not in ALGORITHMS:  # the key types an offline login could check
         raise RecordRefused("token %s: the server sent no usable ssh public key" % token)
     expiry, unused = entry.get("expiry"), entry.get("unused_expiry")
     if not isinstance(expiry, (int, float)) or not isinstance(unused, (int, float)):
@@ -242,56 +235,14 @@ def use(cache, user, token, public_key, check, now=None):
 
 # -- the signature ---------------------------------------------------------------
 
-def _ssh_string(buf, pos):
-    if pos + 4 > len(buf):
-        raise ValueError("short ssh string")
-    n = int.from_bytes(buf[pos:pos + 4], "big")
-    if pos + 4 + n > len(buf):
-        raise ValueError("short ssh string")
-    return buf[pos + 4:pos + 4 + n], pos + 4 + n
-
-
 def verify_signature(public_key, signature, data):
     """None if ``signature`` (an ssh signature blob) verifies over ``data`` with the
     OpenSSH ``public_key`` line; RecordRefused saying why not."""
-    import base64
-
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-    ktype = public_key.split()[0]
+    from otpme_auth.sshsig import SignatureRefused, verify_line
     try:
-        algo, pos = _ssh_string(signature, 0)
-        sig, _ = _ssh_string(signature, pos)
-        algo = algo.decode("ascii", "replace")
-    except ValueError:
-        raise RecordRefused("the agent's answer is not an ssh signature") from None
-    if algo not in ALGORITHMS.get(ktype, ()):
-        if algo == "ssh-rsa":
-            raise RecordRefused("an ssh-rsa (SHA-1) signature: refused, only rsa-sha2-256/512")
-        raise RecordRefused("signature algorithm %s does not fit a %s key" % (algo[:40], ktype))
-    try:
-        key = load_ssh_public_key(public_key.encode())
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(sig, data)
-            return
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            r, p = _ssh_string(sig, 0)
-            s, _ = _ssh_string(sig, p)
-            h = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[
-                key.curve.key_size]
-            key.verify(encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big")),
-                       data, ec.ECDSA(h))
-            return
-        if isinstance(key, rsa.RSAPublicKey):
-            h = hashes.SHA256() if algo == "rsa-sha2-256" else hashes.SHA512()
-            key.verify(sig, data, padding.PKCS1v15(), h)
-            return
-    except (ValueError, TypeError, KeyError, InvalidSignature, base64.binascii.Error):
-        pass
-    raise RecordRefused("the signature does not verify with the %s key" % ktype)
+        verify_line(public_key, signature, data)
+    except SignatureRefused as exc:
+        raise RecordRefused(str(exc)) from None
 
 
 # -- the hooks' part (called from the plugin's __init__) ---------------------------

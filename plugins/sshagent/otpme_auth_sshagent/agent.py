@@ -24,14 +24,11 @@ import os
 import socket
 import stat
 
+from otpme_auth import sshsig
+from otpme_auth.sshsig import key_type, pack_string, read_string
+
 #: Key types we use, and the signature algorithms each may answer with.
-KEY_ALGORITHMS = {
-    "ssh-ed25519": ("ssh-ed25519",),
-    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
-    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
-    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
-    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256"),
-}
+KEY_ALGORITHMS = sshsig.ALGORITHMS
 MIN_RSA_BITS = 2048
 AGENT_TIMEOUT = 30.0  # seconds: an agent may ask its user to confirm a signature
 
@@ -44,21 +41,6 @@ def find_socket(pam_env_value, environ=None):
     """``SSH_AUTH_SOCK``: the PAM environment's first, then the application's."""
     environ = os.environ if environ is None else environ
     return pam_env_value or environ.get("SSH_AUTH_SOCK") or None
-
-
-def _ssh_string(buf, pos):
-    if pos + 4 > len(buf):
-        raise ValueError("short ssh string")
-    n = int.from_bytes(buf[pos:pos + 4], "big")
-    if pos + 4 + n > len(buf):
-        raise ValueError("short ssh string")
-    return buf[pos + 4:pos + 4 + n], pos + 4 + n
-
-
-def key_type(blob):
-    """The type name that starts an ssh public key blob."""
-    name, _ = _ssh_string(blob, 0)
-    return name.decode("ascii", "replace")
 
 
 def parse_public_key(text):
@@ -164,9 +146,9 @@ MAX_KEYS = 1000
 
 def rsa_bits(blob):
     """The modulus size of an ``ssh-rsa`` public key blob (``string t, mpint e, mpint n``)."""
-    _, pos = _ssh_string(blob, 0)
-    _, pos = _ssh_string(blob, pos)
-    n, _ = _ssh_string(blob, pos)
+    _, pos = read_string(blob, 0)
+    _, pos = read_string(blob, pos)
+    n, _ = read_string(blob, pos)
     return int.from_bytes(n, "big").bit_length()
 
 
@@ -214,8 +196,8 @@ class Agent:
                 raise ValueError("bad key count")
             pos, out = 5, []
             for _ in range(count):
-                blob, pos = _ssh_string(answer, pos)
-                _, pos = _ssh_string(answer, pos)  # the comment
+                blob, pos = read_string(answer, pos)
+                _, pos = read_string(answer, pos)  # the comment
                 t = key_type(blob)
                 if t not in KEY_ALGORITHMS:
                     continue
@@ -240,12 +222,12 @@ class Agent:
         RSA keys are asked for rsa-sha2-512 (never ssh-rsa, SHA-1).
         """
         flags = _RSA_SHA2_512 if key_type(key) == "ssh-rsa" else 0
-        answer = self._call(bytes([_SIGN_REQUEST]) + _string(key) + _string(data)
+        answer = self._call(bytes([_SIGN_REQUEST]) + pack_string(key) + pack_string(data)
                             + flags.to_bytes(4, "big"))
         if answer[0] != _SIGN_RESPONSE:
             raise AgentError("the agent refused to sign with the %s key" % key_type(key))
         try:
-            signature, _ = _ssh_string(answer, 1)
+            signature, _ = read_string(answer, 1)
         except ValueError:
             raise AgentError("the agent's signature answer is malformed") from None
         return signature
@@ -254,28 +236,15 @@ class Agent:
         self._sock.close()
 
 
-def _string(b):
-    return len(b).to_bytes(4, "big") + b
-
-
 def check_algorithm(public_blob, sig_blob):
     """The signature's algorithm if it is one we accept for this key, else AgentError
     (ssh-rsa SHA-1 said so).  Needs no cryptography: what an answer to a remote
     verifier (the server, the offline cache) is checked with before it is sent."""
     try:
-        ktype = key_type(public_blob)
-        algo, _ = _ssh_string(sig_blob, 0)
-        algo = algo.decode("ascii", "replace")
-    except ValueError:
-        raise AgentError("malformed signature or key") from None
-    allowed = KEY_ALGORITHMS.get(ktype)
-    if allowed is None:
-        raise AgentError("key type %s is not accepted" % ktype[:40])
-    if algo not in allowed:
-        if algo == "ssh-rsa":
-            raise AgentError("an ssh-rsa (SHA-1) signature: refused, only rsa-sha2-256/512")
-        raise AgentError("signature algorithm %s does not fit a %s key" % (algo[:40], ktype))
-    return algo
+        return sshsig.check_algorithm(key_type(public_blob), sig_blob)
+    except ValueError as exc:  # SignatureRefused is one
+        raise AgentError(str(exc) if isinstance(exc, sshsig.SignatureRefused)
+                         else "malformed signature or key") from None
 
 
 def verify(public_blob, data, sig_blob):
@@ -284,38 +253,8 @@ def verify(public_blob, data, sig_blob):
     :returns: None when the signature is good.
     :raises AgentError: saying why not (the algorithm, ssh-rsa SHA-1, a bad signature).
     """
-    algo = check_algorithm(public_blob, sig_blob)
-    if not verify_blob(public_blob, algo, sig_blob, data):
-        raise AgentError("the signature does not verify with the %s key" % key_type(public_blob))
-
-
-def verify_blob(public_blob, algo, sig_blob, data):
-    """True if the ssh signature blob verifies over ``data`` (cryptography, imported here)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
     try:
-        _, pos = _ssh_string(sig_blob, 0)
-        sig, _ = _ssh_string(sig_blob, pos)
-        key = load_ssh_public_key(key_type(public_blob).encode() + b" "
-                                  + base64.b64encode(public_blob))
-        if isinstance(key, ed25519.Ed25519PublicKey) and algo == "ssh-ed25519":
-            key.verify(sig, data)
-            return True
-        if isinstance(key, ec.EllipticCurvePublicKey) and algo == key_type(public_blob):
-            r, p = _ssh_string(sig, 0)
-            s, _ = _ssh_string(sig, p)
-            h = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[
-                key.curve.key_size]
-            key.verify(encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big")),
-                       data, ec.ECDSA(h))
-            return True
-        if isinstance(key, rsa.RSAPublicKey) and algo in ("rsa-sha2-256", "rsa-sha2-512"):
-            h = hashes.SHA256() if algo == "rsa-sha2-256" else hashes.SHA512()
-            key.verify(sig, data, padding.PKCS1v15(), h)
-            return True
-    except (ValueError, TypeError, KeyError, InvalidSignature, AttributeError):
-        return False
+        sshsig.verify(public_blob, sig_blob, data)
+    except sshsig.SignatureRefused as exc:
+        raise AgentError(str(exc)) from None
     return False
