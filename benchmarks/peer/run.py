@@ -47,7 +47,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "server"))
 import loadgen  # noqa: E402
+from bench import do_join as ours_join  # noqa: E402  (benchmarks/server: join the benchmark host)
 
 PI_VERSION = "3.14"
 GUNICORN_VERSION = "27.0.1"
@@ -178,30 +180,6 @@ def ours_setup(base, totp_users, hotp_users):
                     realm.user_add(c, u)
                     realm.token_add(c, box, None, f"{u}/{ttype}", ttype, secret=secret, pin=PIN)
     return d, port, jotp
-
-
-def ours_join(d, port, jotp, workdir):
-    import http.client
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-host")]))
-           .sign(key, hashes.SHA256()))
-    ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
-    ctx.check_hostname = False
-    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
-    c.request("POST", "/v1/join", json.dumps({"host": "bench-host", "jotp": jotp, "csr": csr.public_bytes(
-        serialization.Encoding.PEM).decode()}))
-    body = json.loads(c.getresponse().read())
-    cert, keyf = os.path.join(workdir, "host.pem"), os.path.join(workdir, "host.key")
-    with open(cert, "w") as f:
-        f.write(body["certificate"])
-    with open(keyf, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
-    ctx.check_hostname = False
-    ctx.load_cert_chain(cert, keyf)
-    return ctx
 
 
 def wait_ready(port, ctx, proc, what, timeout=120):
