@@ -531,6 +531,10 @@ def _store(ctx, options, cache, answer, entry, typed):
         kept["session"] = None
     payload = json.dumps({"v": PAYLOAD_VERSION, "entry": entry, "answer": kept},
                          separators=(",", ":")).encode()
+    # What identifies the content: all but the absolute expiry, which the server moves at
+    # every login (the header keeps it; cache.REFRESH says how often it is rewritten).
+    stable = json.dumps({"v": PAYLOAD_VERSION, "entry": dict(entry, expiry=None),
+                         "answer": kept}, separators=(",", ":"), sort_keys=True).encode()
     public = {"type": kind}
     if otp is not None and otp.get("pin_required"):
         public["pin"] = True   # for the prompt when no server can say it: "Password+PIN+OTP: "
@@ -540,9 +544,11 @@ def _store(ctx, options, cache, answer, entry, typed):
     if not isinstance(expiry, (int, float)) or not isinstance(unused, (int, float)):
         raise ValueError("the server sent no expiry for it")
     derived = cache.store(ctx.user, token, typed, payload, int(unused), int(expiry), params,
-                          otp_digits=digits, public=public, counter=counter, revision=revision)
+                          otp_digits=digits, public=public, counter=counter, revision=revision,
+                          stable=stable)
     ctx.log.debug("offline cache of %s token %s %s (%r)" % (
-        ctx.user, token, "written with a new key" if derived else "resealed", params), NAME)
+        ctx.user, token, {True: "written with a new key", False: "resealed"}.get(
+            derived, "unchanged (not rewritten)"), params), NAME)
     return True
 
 

@@ -15,24 +15,28 @@ owner and mode checked, locked, replaced atomically).  Directories are
 created 0700 and checked (a directory, ours, no group/other bits) on every
 use.
 
-A cache file (format version 2, all integers big-endian; docs/offline.md has
+A cache file (format version 3, all integers big-endian; docs/offline.md has
 the table)::
 
     key head   magic b"OTPMEOFC", version 2, KDF id, iterations, memory KiB,
                threads, salt (16), otp digits, public length n, public (n)
     key tail   the cache's X25519 public key (32), wrap nonce (12),
                AES-256-GCM(Argon2 key, X25519 private key) (48)
-    state      created, last used, expires, unused expiry, counter (-1: none)
+    state      created, last used, expires, unused expiry, counter (-1: none),
+               content tag (32: HMAC-SHA256 under HKDF(the key revision) of the
+               payload's stable part; zeros without a revision)
     MAC (32)   HMAC-SHA256 under HKDF(the server's key revision) over the key
                block and the state; zeros without a revision
     seal       ephemeral X25519 public key (32), nonce (12), then the
                AES-256-GCM ciphertext of (revision length, revision, payload)
 
 An online login whose revision verifies the MAC reseals the payload to the
-public key without the password (no key derivation); an offline unlock
-derives the key, unwraps the private key and opens the payload.  Version 1
-(payload directly under the Argon2 key) is read and rewritten as version 2 at
-its next unlock.
+public key without the password (no key derivation), or, when the content tag
+says the payload is the same and the expiries were moved less than
+:data:`REFRESH` seconds ago, writes nothing at all (no cryptography import, no
+fsync); an offline unlock derives the key, unwraps the private key and opens
+the payload.  Versions 1 (payload directly under the Argon2 key) and 2 (no
+content tag) are read and rewritten as version 3 at their next unlock.
 
 The associated data of the payload's AEAD is a context label, every byte
 before the ciphertext and the user and token names (length-prefixed).  So an edited
@@ -67,7 +71,7 @@ from .keyfunc import (MAX_ITERATIONS, MAX_MEM_KIB, MAX_THREADS, MIN_MEM_KIB, SAL
 
 DEFAULT_ROOT = "/var/cache/otpme-auth/offline"
 MAGIC = b"OTPMEOFC"
-VERSION = 2
+VERSION = 3
 KDF_IDS = {1: "Argon2_i"}
 AEAD_AES256GCM = 1
 NONCE_LEN = 12
@@ -81,15 +85,23 @@ V1_HEADER_LEN = _FIXED_V1.size   # 79
 # key tail (cache public key, wrap nonce, wrapped private key), state, MAC, seal.
 _KEYHEAD = struct.Struct(">8sBBIIB16sBH")          # 38
 _KEYTAIL = struct.Struct(">32s12s48s")             # 92
-_STATE = struct.Struct(">QQQIq")                   # 36
+_STATE_V2 = struct.Struct(">QQQIq")                # 36
+_STATE = struct.Struct(">QQQIq32s")                # 68: version 3 adds the content tag
 MAC_LEN = 32
+TAG_BYTES = 32
 _SEAL = struct.Struct(">32s12s")                   # 44
-HEADER_LEN = _KEYHEAD.size + _KEYTAIL.size + _STATE.size + MAC_LEN + _SEAL.size   # 242
+HEADER_LEN = _KEYHEAD.size + _KEYTAIL.size + _STATE.size + MAC_LEN + _SEAL.size   # 274
+V2_HEADER_LEN = HEADER_LEN - TAG_BYTES                                            # 242
+#: An online login that would change nothing but the expiries rewrites the cache only
+#: when they were last moved this many seconds ago or more (at most a hundredth of the
+#: unused expiry): the cache then expires at most that much earlier, never later.
+REFRESH = 3600
 MAX_REVISION = 255
 _AD_LABEL = b"otpme-auth offline cache v1\0"      # the payload's AD label (both versions)
 _WRAP_LABEL = b"otpme-auth offline cache v2 key wrap\0"
 _SEAL_LABEL = b"otpme-auth offline cache v2 seal\0"
 _MAC_LABEL = b"otpme-auth offline cache v2 state\0"
+_CONTENT_LABEL = b"otpme-auth offline cache v3 content\0"
 _HKDF_SALT = b"otpme-auth offline cache v2"
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 _TOKEN_PREFIX = "token."
@@ -195,12 +207,13 @@ class Header:
 
     __slots__ = ("version", "params", "salt", "aead", "nonce", "created", "last_used",
                  "expires", "unused_expiry", "otp_digits", "public", "authenticated",
-                 "cache_public", "wrap_nonce", "wrapped", "counter", "mac", "ephemeral")
+                 "cache_public", "wrap_nonce", "wrapped", "counter", "mac", "ephemeral",
+                 "content")
 
     def __init__(self, params, salt, nonce, created, last_used, expires, unused_expiry,
                  otp_digits=0, public=b"", aead=AEAD_AES256GCM, version=VERSION,
                  cache_public=b"", wrap_nonce=b"", wrapped=b"", counter=-1, mac=b"",
-                 ephemeral=b""):
+                 ephemeral=b"", content=bytes(TAG_BYTES)):
         self.version = version
         self.params = params
         self.salt = salt
@@ -219,6 +232,7 @@ class Header:
         self.counter = counter             # last one-time-code counter, -1 none (v2)
         self.mac = mac                     # state MAC under the server's key revision (v2)
         self.ephemeral = ephemeral         # ephemeral X25519 public key of the seal (v2)
+        self.content = content             # content tag of the payload (v3; zeros: none)
 
     def _kdf_id(self):
         return {v: k for k, v in KDF_IDS.items()}[self.params.name]
@@ -244,8 +258,11 @@ class Header:
         return self.pack_key_head() + self.wrap_nonce + self.wrapped
 
     def pack_state(self):
+        if self.version == 2:
+            return _STATE_V2.pack(self.created, self.last_used, self.expires,
+                                  self.unused_expiry, self.counter)
         return _STATE.pack(self.created, self.last_used, self.expires, self.unused_expiry,
-                           self.counter)
+                           self.counter, self.content)
 
     def unused_until(self):
         return self.last_used + self.unused_expiry
@@ -286,15 +303,17 @@ def parse(data, where="cache file"):
         raise CacheCorrupt("%s is not an offline cache file (bad magic)" % where)
     if data[8] == 1:
         return _parse_v1(data, where)
-    if data[8] != VERSION:
-        raise UnknownVersion("%s has format version %d; this version reads 1 and %d"
+    if data[8] not in (2, VERSION):
+        raise UnknownVersion("%s has format version %d; this version reads 1 to %d"
                              % (where, data[8], VERSION))
-    if len(data) < HEADER_LEN:
-        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), HEADER_LEN))
+    version = data[8]
+    header_len = HEADER_LEN if version == VERSION else V2_HEADER_LEN
+    if len(data) < header_len:
+        raise CacheCorrupt("%s is truncated (%d bytes; a header has %d)" % (where, len(data), header_len))
     (_, version, kdf_id, iterations, memory, threads, salt, digits,
      public_len) = _KEYHEAD.unpack_from(data)
     params = _check_params(where, kdf_id, iterations, memory, threads, digits, public_len)
-    end = HEADER_LEN + public_len
+    end = header_len + public_len
     if len(data) < end + TAG_LEN + 1:
         raise CacheCorrupt("%s is truncated (%d bytes, at least %d expected)"
                            % (where, len(data), end + TAG_LEN + 1))
@@ -302,14 +321,20 @@ def parse(data, where="cache file"):
     public = data[_KEYHEAD.size:at]
     cache_public, wrap_nonce, wrapped = _KEYTAIL.unpack_from(data, at)
     at += _KEYTAIL.size
-    created, last_used, expires, unused_expiry, counter = _STATE.unpack_from(data, at)
-    at += _STATE.size
+    content = bytes(TAG_BYTES)
+    if version == VERSION:
+        created, last_used, expires, unused_expiry, counter, content = \
+            _STATE.unpack_from(data, at)
+        at += _STATE.size
+    else:
+        created, last_used, expires, unused_expiry, counter = _STATE_V2.unpack_from(data, at)
+        at += _STATE_V2.size
     mac = data[at:at + MAC_LEN]
     at += MAC_LEN
     ephemeral, nonce = _SEAL.unpack_from(data, at)
     header = Header(params, salt, nonce, created, last_used, expires, unused_expiry, digits,
                     public, AEAD_AES256GCM, version, cache_public, wrap_nonce, wrapped,
-                    counter, mac, ephemeral)
+                    counter, mac, ephemeral, content)
     return header, data[:end], data[end:]
 
 
@@ -378,16 +403,16 @@ def new_key_pair():
 
 
 def _raw_public(private):
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    # The *_raw() methods, not serialization's Encoding/PublicFormat: importing
+    # cryptography.hazmat.primitives.serialization costs a cold login ~9 ms (its ssh
+    # module pulls in dataclasses, inspect, ast, dis).
+    return private.public_key().public_bytes_raw()
 
 
 def wrap_private_key(key, private, header, user, token):
     """Put ``private`` into ``header``, encrypted under the password-derived ``key``."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # lazy
-    from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption,
-                                                              PrivateFormat)
-    raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw = private.private_bytes_raw()
     header.cache_public = _raw_public(private)
     header.wrap_nonce = os.urandom(NONCE_LEN)
     header.wrapped = AESGCM(key).encrypt(header.wrap_nonce, raw, _wrap_ad(header, user, token))
@@ -427,11 +452,27 @@ def revision_mac(revision, header, user, token):
 
 
 def revision_matches(revision, header, user, token):
-    """True if ``header`` (v2) was written under ``revision`` and not altered since."""
+    """True if ``header`` (v2 or v3) was written under ``revision`` and not altered since."""
     import hmac
-    if not revision or header.version != VERSION or header.mac == bytes(MAC_LEN):
+    if not revision or header.version not in (2, VERSION) or header.mac == bytes(MAC_LEN):
         return False
     return hmac.compare_digest(header.mac, revision_mac(revision, header, user, token))
+
+
+def content_tag(revision, user, token, stable):
+    """The v3 content tag: HMAC-SHA256 of ``stable`` (the payload without what changes at
+    every login) under a key from the server's key revision; zeros without a revision.
+
+    Like the state MAC, it cannot be computed or checked without the revision (which is
+    on disk only inside the sealed payload), so the disk alone learns nothing from it.
+    """
+    import hashlib
+    import hmac
+    if not revision:
+        return bytes(TAG_BYTES)
+    key = _hkdf(revision, _CONTENT_LABEL)
+    return hmac.new(key, _CONTENT_LABEL + _names(user, token) + bytes(stable),
+                    hashlib.sha256).digest()
 
 
 def seal_payload(header, user, token, revision, payload):
@@ -473,6 +514,24 @@ def open_payload(private, header, header_bytes, ciphertext, user, token):
     if len(plain) < 1 + n:
         return None
     return plain[1:1 + n], plain[1 + n:]
+
+
+def _unchanged(header, now, tag, counter, expires, unused):
+    """True if an online login would write nothing new into ``header``'s cache.
+
+    ``header`` is resealable (its state MAC verified under the revision just
+    sent).  The content tag is compared in constant time; the expiries may lag
+    behind the new ones by less than the refresh interval (expiring earlier,
+    never later); an absolute expiry the server moved back is always written.
+    """
+    import hmac
+    if header.version != VERSION or header.content == bytes(TAG_BYTES):
+        return False
+    refresh = min(REFRESH, unused // 100)
+    return (hmac.compare_digest(header.content, tag) and header.counter == counter
+            and header.unused_expiry == unused
+            and 0 <= expires - header.expires < refresh
+            and now - header.last_used < refresh)
 
 
 def _secret_bytes(secret):
@@ -625,7 +684,7 @@ class OfflineCache:
     # -- store ------------------------------------------------------------
 
     def store(self, user, token, secret, payload, expires_unused, expires_absolute, params,
-              otp_digits=0, public=b"", now=None, counter=-1, revision=None):
+              otp_digits=0, public=b"", now=None, counter=-1, revision=None, stable=None):
         """Write (or refresh) the cache of ``user``'s ``token`` after an online login.
 
         :param secret: what the user typed (Secret, text or bytes); with
@@ -645,7 +704,16 @@ class OfflineCache:
             derivation**.  Otherwise (no revision, a new password or secret,
             another parameter, an old-format, damaged or altered file) a new
             key pair, salt and password key replace it: one derivation.
-        :returns: True if a key was derived, False if the cache was resealed.
+        :param stable: the part of ``payload`` that does not change at every
+            login (bytes; default: the payload).  When a resealable cache holds
+            the same (its content tag verifies), the same counter and unused
+            expiry, and its expiries were moved less than :data:`REFRESH`
+            seconds ago (a hundredth of the unused expiry if that is less),
+            nothing is written: no cryptography import, no fsync.  The cache then
+            expires at most that much earlier than a rewrite would make it,
+            never later.
+        :returns: True if a key was derived, False if the cache was resealed,
+            None if nothing changed and nothing was written.
         Also resets the user's failed-attempt count (an online login just proved
         the secret).
         """
@@ -668,23 +736,33 @@ class OfflineCache:
                                      or len(revision) > MAX_REVISION):
             raise CacheRefused("the key revision must be bytes of at most %d" % MAX_REVISION)
         counter = max(-1, min(int(counter), 2 ** 62))
+        expires_absolute = max(0, min(int(expires_absolute), 2 ** 63))
+        expires_unused = max(0, min(int(expires_unused), 2 ** 32 - 1))
+        if stable is not None and not isinstance(stable, (bytes, bytearray)):
+            raise CacheRefused("the stable part of the payload must be bytes")
+        tag = content_tag(revision, user, token, payload if stable is None else stable)
         udir = self._user_dir(user, create=True)
         self._check_pin(udir, user, token)
         with self._lock(self._token_path(udir, token)) as state:
             header = self._same_key(state.data, user, token, revision, params, otp_digits,
                                     bytes(public))
             derived = header is None
-            if derived:
+            if not derived and _unchanged(header, now, tag, counter, expires_absolute,
+                                          expires_unused):
+                derived = None
+            elif derived:
                 header = Header(params, os.urandom(SALT_LEN), b"", now, now, 0, 0, otp_digits,
                                 bytes(public))
                 key = derive_key(key_material, header.salt, params)
                 private, _ = new_key_pair()
                 wrap_private_key(key, private, header, user, token)
-            header.last_used = max(now, header.last_used)
-            header.expires = max(0, min(int(expires_absolute), 2 ** 63))
-            header.unused_expiry = max(0, min(int(expires_unused), 2 ** 32 - 1))
-            header.counter = counter
-            state.replace(seal_payload(header, user, token, revision, payload))
+            if derived is not None:
+                header.last_used = max(now, header.last_used)
+                header.expires = expires_absolute
+                header.unused_expiry = expires_unused
+                header.counter = counter
+                header.content = tag
+                state.replace(seal_payload(header, user, token, revision, payload))
         self._reset_failures(udir)
         return derived
 
@@ -730,8 +808,8 @@ class OfflineCache:
         throttle check, key derivation with the header's parameters, the
         private key unwrapped, the payload opened (both authenticated), expiry
         check, ``change``, and a reseal that refreshes the unused expiry.
-        An old (version 1) cache is rewritten as version 2 with the key just
-        derived (no second derivation).
+        An old (version 1 or 2) cache is rewritten as version 3 with the key
+        just derived (no second derivation).
 
         :param change: optional ``change(payload, code) -> new payload, (new
             payload, counter) or None``, called under the lock (check and
@@ -795,9 +873,14 @@ class OfflineCache:
                         raise CacheRefused("%s: change() must return bytes of at most %d"
                                            % (where, MAX_PAYLOAD))
                     payload = bytes(new)
+                    header.content = bytes(TAG_BYTES)   # the next online login reseals
             if header.version == 1:
                 header.version = VERSION   # migrate: same salt and key, a new key pair
                 private = None
+            elif header.version != VERSION:
+                header.version = VERSION   # v2: the same key pair, wrapped again below
+                if params is None or params == header.params:
+                    wrap_private_key(key, private, header, user, token)
             if params is not None and params != header.params:
                 header.params = params
                 header.salt = os.urandom(SALT_LEN)

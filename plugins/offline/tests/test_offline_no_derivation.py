@@ -61,7 +61,7 @@ def test_fresh_cache_online_login_derives_nothing(run_login, line, derivations):
     for _ in range(3):
         result = online(run_login, line)
         assert len(derivations) == 1             # zero more
-        assert any("resealed" in x for x in result.log)
+        assert any("unchanged (not rewritten)" in x for x in result.log)
     assert key_block(line) == block
     # ... and the resealed cache still opens offline, with the password.
     result = login(run_login, line, PW, fake_online(reachable=False))
