@@ -488,7 +488,6 @@ def _store(ctx, options, cache, answer, entry, typed):
     import time
     from .cache import split_typed
     from .keyfunc import choose_params
-    from .strength import Policy
     token, kind = entry.get("token"), entry.get("type")
     if not isinstance(token, str) or kind not in TYPED_TYPES:
         ctx.log.info("token %s (%s): not cached here (only typed tokens: %s)"
@@ -500,6 +499,7 @@ def _store(ctx, options, cache, answer, entry, typed):
     check = options.check_offline_pass_strength
     score = None
     if check is not None:
+        from .strength import Policy
         sent = answer.get("password_policy")
         if check.policy == "auto" or (isinstance(sent, dict) and sent.get("name") == check.policy):
             policy = Policy.from_server(sent)

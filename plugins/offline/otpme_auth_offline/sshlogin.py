@@ -34,7 +34,6 @@ and token names are not secret (docs/offline.md).
 import hmac
 import json
 import os
-import secrets
 import time
 
 from otpme_auth import Key, StateFileError
@@ -78,7 +77,7 @@ def _host_key(cache, create):
                             timeout=cache.lock_timeout) as state:
             data = state.data
             if data is None:
-                data = secrets.token_bytes(32)
+                data = os.urandom(32)
                 state.replace(data)
     if data is not None and len(data) != 32:
         raise RecordRefused("%s is not a host key (%d bytes, not 32)" % (path, len(data)))
@@ -279,7 +278,10 @@ def offer(ctx, cache):
             ctx.log.warning("not offered for an offline ssh login: %s" % exc, NAME)
             ctx.stash[_REFUSED] = str(exc)
             continue
-        cid, nonce = secrets.token_urlsafe(18), secrets.token_bytes(32)
+        # os.urandom and base64 rather than secrets (the same bytes; secrets imports random:
+        # ~0.6 ms of every login with the offline cache)
+        import base64
+        cid, nonce = base64.urlsafe_b64encode(os.urandom(18)).decode(), os.urandom(32)
         methods.append({"type": "ssh", "challenge_id": cid, "challenge": nonce.hex(),
                         "public_key": record["public_key"]})
         pending[cid] = (token, nonce, record["public_key"])
