@@ -18,7 +18,7 @@ use.
 A cache file (format version 3, all integers big-endian; docs/offline.md has
 the table)::
 
-    key head   magic b"OTPMEOFC", version 2, KDF id, iterations, memory KiB,
+    key head   magic b"OTPMEOFC", version 3, KDF id, iterations, memory KiB,
                threads, salt (16), otp digits, public length n, public (n)
     key tail   the cache's X25519 public key (32), wrap nonce (12),
                AES-256-GCM(Argon2 key, X25519 private key) (48)
@@ -476,7 +476,7 @@ def content_tag(revision, user, token, stable):
 
 
 def seal_payload(header, user, token, revision, payload):
-    """The whole v2 file: ``payload`` sealed to the header's public key (no password needed).
+    """The whole v3 file: ``payload`` sealed to the header's public key (no password needed).
 
     Sets the header's ephemeral key, nonce and state MAC.  The associated data
     is every byte before the ciphertext and the names, as in version 1.
