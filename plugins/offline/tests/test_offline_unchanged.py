@@ -7,6 +7,7 @@ seconds ago, ``store`` leaves the file alone: no reseal, so no cryptography impo
 and no fsync.  Counted (writes, seals, derivations, imported modules), never timed.
 """
 
+import json
 import os
 
 import pytest
@@ -209,3 +210,26 @@ def test_second_online_login_imports_no_cryptography_and_writes_nothing(tmp_path
     realm.stop()
     code, _ = login_imports(tmp_path / "probe", args, user=user, answers=[PW])
     assert code == "SUCCESS"
+
+
+def test_writing_a_cache_never_imports_serialization(tmp_path):
+    """A derivation and a reseal use the raw key methods: ``cryptography``'s serialization
+    package (its ssh module pulls in dataclasses, inspect, ast) stays out of a login."""
+    import subprocess
+    import sys
+    code = """
+import json, sys
+from otpme_auth_offline.cache import OfflineCache
+from otpme_auth_offline.keyfunc import KdfParams
+cache = OfflineCache(sys.argv[1])
+p = KdfParams("Argon2_i", 1, 8, 1)
+first = cache.store("alice", "alice/pass", "pw", b"1", 86400, 2 ** 40, p, revision=b"r")
+again = cache.store("alice", "alice/pass", "pw", b"2", 86400, 2 ** 40, p, revision=b"r")
+opened = cache.unlock("alice", "alice/pass", "pw").payload
+heavy = "cryptography.hazmat.primitives.serialization"
+print(json.dumps([first, again, opened.decode(), sorted(
+    m for m in sys.modules if m == heavy or m.startswith(heavy + "."))]))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "offline")], check=True,
+                         capture_output=True, text=True).stdout
+    assert json.loads(out) == [True, False, "2", []]
