@@ -166,8 +166,9 @@ def test_real_networkmanager_brings_the_port_up_with_the_plugins_agent(lab, real
     while not os.path.exists(lab.bus_path) and time.monotonic() < deadline:
         time.sleep(0.05)
     # [device] managed=1 outranks udev's rule 85-nm-unmanaged, which marks veth devices
-    # unmanaged (a real NIC is managed), whenever udev gets to the device.
-    (tmp_path / "nm.conf").write_text(f"[main]\nplugins=keyfile\ndhcp=internal\n"
+    # unmanaged (a real NIC is managed), whenever udev gets to the device; no
+    # "Wired connection 1" of NetworkManager's own may start on it.
+    (tmp_path / "nm.conf").write_text(f"[main]\nplugins=keyfile\ndhcp=internal\nno-auto-default=*\n"
                                       f"[keyfile]\npath={tmp_path / 'connections'}\n"
                                       f"[device-veth0]\nmatch-device=interface-name:veth0\n"
                                       f"managed=1\n")
@@ -205,6 +206,14 @@ def test_real_networkmanager_brings_the_port_up_with_the_plugins_agent(lab, real
             break
         time.sleep(0.5)
     assert managed.returncode == 0, managed.stderr + lab.log("nm")[-2000:]
+    # "managed yes" sets the user's flag; the device stays (strictly) unmanaged until
+    # NetworkManager has udev's data for it, and an activation before then is refused.
+    while time.monotonic() < deadline:
+        states = lab.nmcli("-t", "-f", "DEVICE,STATE", "device", "status").stdout.splitlines()
+        if "veth0:disconnected" in states:
+            break
+        time.sleep(0.5)
+    assert "veth0:disconnected" in states, states + [lab.log("nm")[-2000:]]
     for c in lab.nmcli("-t", "-f", "NAME", "connection", "show").stdout.split():
         lab.nmcli("connection", "delete", c)
     # Seed 001's connection: placeholders, password-flags 2 (not saved).
