@@ -27,7 +27,7 @@ class Outcome:
 
 def run(function, args, user, service, conversation, pam=None, registry=None,
         cache_dir=DEFAULT_CACHE_DIR, log=None, action="establish", flags=0, site_dirs=None,
-        default_verifiers=()):
+        default_verifiers=(), unread_pth=()):
     """Resolve the line, load the enabled plugins, run ``function``; never raises.
 
     :param function: one of :data:`FUNCTIONS`.
@@ -36,6 +36,8 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
         ``SITE_DIRS``): they name the plugin registry's cache.
     :param default_verifiers: enabled when the line enables no verifier (the entry
         script's ``DEFAULT_VERIFIERS``); the same for every PAM function of a line.
+    :param unread_pth: site directories on ``sys.path`` whose ``.pth`` files were
+        not read (:class:`~otpme_auth.registry.Registry`).
     :returns: an :class:`Outcome`; ``code`` is a PAM code name.
     """
     log = log or Log(service, function=function)
@@ -45,7 +47,8 @@ def run(function, args, user, service, conversation, pam=None, registry=None,
         if not user or not isinstance(user, str):
             log.error("no user name from the application")
             return Outcome("USER_UNKNOWN", None, None, log)
-        registry = registry or Registry(cache_dir, log, paths=site_dirs or None)
+        registry = registry or Registry(cache_dir, log, paths=site_dirs or None,
+                                           unread_pth=unread_pth)
         line = resolve(args, registry.installed(), registry.options_of, default_verifiers)
         plugins = [load_plugin(name, registry.load(name), view) for name, view in line.plugins]
         if function == "authenticate" and os.geteuid() != 0 and any(

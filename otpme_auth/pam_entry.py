@@ -70,7 +70,8 @@ class _Conversation(PamConversation):
         return super()._send(style, text)
 
 
-def _call(function, pamh, flags, argv, cache_dir, site_dirs=None, default_verifiers=None):
+def _call(function, pamh, flags, argv, cache_dir, site_dirs=None, default_verifiers=None,
+          unread_pth=()):
     try:
         try:
             user = pamh.get_user(None)
@@ -83,7 +84,7 @@ def _call(function, pamh, flags, argv, cache_dir, site_dirs=None, default_verifi
                       _Conversation(pamh, bool(flags & PAM_SILENT)), PamHandleItems(pamh),
                       cache_dir=cache_dir, action=action, flags=flags, site_dirs=site_dirs,
                       default_verifiers=_legacy_default() if default_verifiers is None
-                      else default_verifiers)
+                      else default_verifiers, unread_pth=unread_pth)
         return getattr(pamh, "PAM_" + outcome.code)
     except Exception:  # last line of defence: never a traceback, never success
         return pamh.PAM_SERVICE_ERR
@@ -94,21 +95,25 @@ PAM_FUNCTIONS = ("authenticate", "setcred", "acct_mgmt", "open_session", "close_
                  "chauthtok")
 
 
-def pam_functions(cache_dir=DEFAULT_CACHE_DIR, site_dirs=None, default_verifiers=()):
+def pam_functions(cache_dir=DEFAULT_CACHE_DIR, site_dirs=None, default_verifiers=(),
+                  unread_pth=()):
     """The ``pam_sm_*`` functions of :data:`PAM_FUNCTIONS`, bound to an installation.
 
     The entry script assigns them to its module-level ``pam_sm_*`` names.
     ``site_dirs`` (the script's ``SITE_DIRS``) names the plugin registry's cache;
     ``default_verifiers`` (its ``DEFAULT_VERIFIERS``) is the same for every function,
-    so that every PAM call resolves a line alike.
+    so that every PAM call resolves a line alike; ``unread_pth``: the site
+    directories the script put on ``sys.path`` without reading their ``.pth``
+    files (the registry reads those that matter).
     """
+    unread_pth = tuple(unread_pth)
     def bind(function):
         if function == "chauthtok":
             return chauthtok
 
         def pam_sm(pamh, flags, argv):
             return _call(function, pamh, flags, argv, cache_dir, site_dirs,
-                         tuple(default_verifiers))
+                         tuple(default_verifiers), unread_pth)
         pam_sm.__name__ = pam_sm.__qualname__ = "pam_sm_" + function
         return pam_sm
     return tuple(bind(f) for f in PAM_FUNCTIONS)

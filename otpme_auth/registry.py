@@ -20,6 +20,13 @@ the installed packages change, and kept in a small cache file:
   and its directory are owned by root (or the running user) and writable by
   no one else; otherwise it is ignored (and a warning logged) and the
   registry is scanned in memory.
+* .pth files: the entry script puts the site directories on ``sys.path``
+  without reading their ``.pth`` files (``site.addsitedir`` at every login
+  cost more than the rest of the registry).  The scan records which
+  directories hold a ``.pth`` file a plugin may need (an editable install's
+  finder or path; setuptools' ``distutils-precedence.pth`` is not one), and
+  the registry reads those, as ``site`` would, before it imports a plugin.
+  A ``.pth`` file added or removed changes the directory: the next login rescans.
 
 A scan imports each plugin, asks it for its options (to know which options
 enable it) and validates its hooks with pluggy; a broken plugin is recorded
@@ -27,13 +34,16 @@ with its error, and a line that enables it fails closed.
 """
 
 import os
+import sys
 
 from . import __version__
 from .errors import PluginError
 
 GROUP = "otpme_auth"
-FORMAT = "otpme-auth-registry 1"
+FORMAT = "otpme-auth-registry 2"
 DEFAULT_CACHE_DIR = "/var/cache/otpme-auth"
+#: .pth files no plugin needs: setuptools' shim for ``import distutils``.
+IGNORED_PTH = frozenset({"distutils-precedence.pth"})
 
 
 class PluginInfo:
@@ -85,6 +95,34 @@ def fingerprint(paths):
     return "|".join(parts)
 
 
+def pth_dirs(paths):
+    """Those of ``paths`` that hold a ``.pth`` file a plugin may need (recorded in the cache)."""
+    dirs = []
+    for path in paths:
+        try:
+            names = os.listdir(path)
+        except OSError:
+            continue
+        if any(n.endswith(".pth") and n not in IGNORED_PTH for n in names):
+            dirs.append(path)
+    return dirs
+
+
+def read_pth(dirs):
+    """Read the ``.pth`` files of site directories ``dirs`` as ``site`` does.
+
+    The entries they add go right after the last of ``dirs`` on ``sys.path``,
+    so the installation still comes before Debian's dist-packages.
+    """
+    import site
+    before = list(sys.path)
+    for path in dirs:
+        site.addsitedir(path)
+    added = [p for p in sys.path if p not in before]
+    at = max([before.index(d) + 1 for d in dirs if d in before] or [0])
+    sys.path[:] = before[:at] + added + before[at:]
+
+
 def load_object(entry):
     """Import ``module[:attribute]`` and return the object."""
     module, _, attr = entry.partition(":")
@@ -116,15 +154,19 @@ def declared_options(obj):
 class Registry:
     """The installed plugins, from the cache when it is fresh and trusted."""
 
-    def __init__(self, cache_dir=DEFAULT_CACHE_DIR, log=None, paths=None):
+    def __init__(self, cache_dir=DEFAULT_CACHE_DIR, log=None, paths=None, unread_pth=()):
         """:param paths: the installation's site directories (the entry script's
-        ``SITE_DIRS``); by default those of the installation this code runs from."""
+        ``SITE_DIRS``); by default those of the installation this code runs from.
+        :param unread_pth: those of ``paths`` whose ``.pth`` files this process has
+        not read (the entry script added them to ``sys.path`` itself): the registry
+        reads them when the scan found that they matter."""
         self.cache_dir = cache_dir
         self.log = log
         if paths is None:
             from .install import site_dirs
             paths = site_dirs()
         self.paths = list(paths)
+        self.unread_pth = list(unread_pth)
         self._plugins = None
         self._objects = {}
 
@@ -135,14 +177,20 @@ class Registry:
         if self._plugins is None:
             fp = fingerprint(self.paths)
             cached = self._read_cache(fp) if self.cache_dir else None
-            if cached is not None and any(info.error for info in cached.values()):
+            if cached is not None and any(info.error for info in cached[0].values()):
                 cached = None  # a recorded failure may have been fixed since: look again
             if cached is None:
-                cached = self.scan()
-                if self.cache_dir:
-                    self._write_cache(fp, cached)
-            self._plugins = cached
+                self.refresh(fp)
+            else:
+                self._read_pth(cached[1])
+                self._plugins = cached[0]
         return self._plugins
+
+    def _read_pth(self, dirs):
+        unread = [d for d in dirs if d in self.unread_pth]
+        if unread:
+            read_pth(unread)
+            self.unread_pth = [d for d in self.unread_pth if d not in unread]
 
     def load(self, name):
         """Import an installed plugin and return its object."""
@@ -185,23 +233,25 @@ class Registry:
                 lines = fh.read().split("\n")
         finally:
             os.close(fd)
-        if len(lines) < 2 or lines[0] != FORMAT or lines[1] != "fingerprint\t" + fp:
+        if len(lines) < 3 or lines[0] != FORMAT or lines[1] != "fingerprint\t" + fp \
+                or not lines[2].startswith("pth"):
             return None
+        pth = [d for d in lines[2].split("\t")[1:] if d in self.paths]
         plugins = {}
         try:
-            for line in lines[2:]:
+            for line in lines[3:]:
                 if line:
                     info = PluginInfo.from_line(line)
                     plugins[info.name] = info
         except ValueError:
             self._warn("ignoring corrupt plugin cache %s" % path)
             return None
-        return plugins
+        return plugins, pth
 
-    def _write_cache(self, fp, plugins):
+    def _write_cache(self, fp, plugins, pth):
         path = self.cache_path()
         tmp = "%s.%d.tmp" % (path, os.getpid())
-        body = "\n".join([FORMAT, "fingerprint\t" + fp]
+        body = "\n".join([FORMAT, "fingerprint\t" + fp, "\t".join(["pth"] + pth)]
                          + [plugins[n].to_line() for n in sorted(plugins)]) + "\n"
         try:
             os.makedirs(self.cache_dir, mode=0o755, exist_ok=True)
@@ -274,11 +324,14 @@ class Registry:
             info.hooks = tuple(hooks)
         return plugins
 
-    def refresh(self):
+    def refresh(self, fp=None):
         """Rescan now and rewrite the cache; returns the plugins."""
+        fp = fp or fingerprint(self.paths)
+        pth = pth_dirs(self.paths)
+        self._read_pth(pth)
         self._plugins = self.scan()
         if self.cache_dir:
-            self._write_cache(fingerprint(self.paths), self._plugins)
+            self._write_cache(fp, self._plugins, pth)
         return self._plugins
 
 

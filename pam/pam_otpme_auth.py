@@ -4,7 +4,6 @@
 #   auth  [success=1 default=ignore]  pam_python.so pam_otpme_auth.py try_first_pass
 #
 # Options: docs/options.md, or `otpme-auth check-config '<options>'`.
-import site
 import sys
 
 SITE_DIRS = []
@@ -14,11 +13,10 @@ DEFAULT_VERIFIERS = ('online',)
 
 # The installation's packages come first: pam_python embeds Debian's interpreter,
 # whose dist-packages (an older python3-cryptography, say) must not shadow them.
-_system = list(sys.path)
-for _dir in SITE_DIRS:
-    if _dir not in sys.path:
-        site.addsitedir(_dir)
-sys.path[:] = [_p for _p in sys.path if _p not in _system] + _system
+# Their .pth files are not read here, at every login: the plugin registry reads
+# those a plugin needs (an editable install's), see otpme_auth.registry.
+_added = [_dir for _dir in SITE_DIRS if _dir not in sys.path]
+sys.path[:0] = _added
 
 from otpme_auth import pam_entry as _entry  # noqa: E402
 
@@ -27,4 +25,4 @@ from otpme_auth import pam_entry as _entry  # noqa: E402
 # share it whatever PATH either runs with).
 (pam_sm_authenticate, pam_sm_setcred, pam_sm_acct_mgmt, pam_sm_open_session,
  pam_sm_close_session, pam_sm_chauthtok) = _entry.pam_functions(CACHE_DIR, SITE_DIRS,
-                                                               DEFAULT_VERIFIERS)
+                                                               DEFAULT_VERIFIERS, _added)

@@ -181,3 +181,34 @@ def test_hooks_module_is_a_valid_pluggy_spec():
     for name, args in HOOKS.items():
         caller = getattr(pm.hook, name)
         assert caller.has_spec() and tuple(caller.spec.argnames) == args
+
+
+def test_pth_files_a_plugin_needs_are_read_once_recorded(cache_dir, tmp_path, monkeypatch):
+    """The entry script puts site dirs on sys.path without their .pth files; the registry
+    reads those that matter (an editable install's path), from the scan and from the cache."""
+    import sys
+    site, src = tmp_path / "site", tmp_path / "src"
+    site.mkdir()
+    src.mkdir()
+    (src / "cold_pth_probe_module.py").write_text("VALUE = 1\n")
+    (site / "__editable__.probe-0.1.pth").write_text(str(src) + "\n")
+    monkeypatch.setattr(sys, "path", [str(site)] + sys.path)
+    for _ in range(2):  # the scan, then the cache
+        sys.path[:] = [p for p in sys.path if p != str(src)]
+        reg = counting_registry(cache_dir, [str(site)])
+        reg.unread_pth = [str(site)]
+        reg.installed()
+        assert sys.path.index(str(src)) == sys.path.index(str(site)) + 1
+    assert reg.scans == 0
+    with open(reg.cache_path()) as fh:
+        assert "pth\t%s\n" % site in fh.read()
+
+
+def test_only_setuptools_distutils_shim_means_no_pth_to_read(tmp_path):
+    from otpme_auth.registry import pth_dirs
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "distutils-precedence.pth").write_text("import os\n")
+    assert pth_dirs([str(site), str(tmp_path / "missing")]) == []
+    (site / "extra.pth").write_text("/nonexistent\n")
+    assert pth_dirs([str(site)]) == [str(site)]

@@ -20,6 +20,10 @@ HEAVY = ("pluggy", "importlib.metadata", "attrs", "attr", "logging", "typing", "
 _PROBE = """
 import json, sys
 exec(open(%(script)r).read().split("from otpme_auth")[0])
+# An editable (development) install's .pth files, which the registry reads at the
+# login, import what an administrator's installation never loads: read them first.
+from otpme_auth.registry import pth_dirs, read_pth
+read_pth(pth_dirs(_added))
 before = set(sys.modules)
 # Also every module the login's code asks for by name, loaded already or not: in a
 # development venv an editable install's finder has loaded some (re, for one) before
@@ -37,7 +41,7 @@ from otpme_auth.context import PamItems
 from otpme_auth.conversation import ScriptedConversation
 from otpme_auth.login import run
 outcome = run("authenticate", %(args)r, %(user)r, "probe", ScriptedConversation(%(answers)r),
-              PamItems(), cache_dir=%(cache)r)
+              PamItems(), cache_dir=%(cache)r, site_dirs=SITE_DIRS)
 builtins.__import__ = _import
 print(json.dumps({"code": outcome.code,
                   "modules": sorted((set(sys.modules) - before) | requested)}))
