@@ -19,8 +19,6 @@ what was wrong (a length, a format, a range) and never includes a key, a PIN, a
 secret or a code value, so it is safe to log.
 """
 
-from __future__ import annotations
-
 
 class OtpError(ValueError):
     """A one-time-code input was invalid.

@@ -11,8 +11,6 @@ The results are the same bytes (tested against :mod:`hmac` and RFC 4226/6238).
 message, which keeps a google-authenticator skew search (up to ~1,500 HMACs) fast.
 """
 
-from __future__ import annotations
-
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # pragma: no cover - every CPython has it

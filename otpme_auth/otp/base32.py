@@ -17,8 +17,6 @@ The encoder produces what ``google-authenticator(1)`` writes: upper case, no
 padding.
 """
 
-from __future__ import annotations
-
 from otpme_auth.otp import OtpError
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

@@ -7,8 +7,6 @@ Codes are returned as zero-padded decimal strings (``"007081"``); compare them
 with :func:`codes_equal`, never with ``==``.
 """
 
-from __future__ import annotations
-
 from otpme_auth.otp import OtpError
 from otpme_auth.otp._hmac import compare_digest, hmac_digest
 

@@ -28,8 +28,6 @@ Errors are :class:`~otpme_auth.otp.OtpError` and never echo a key, PIN or
 challenge.
 """
 
-from __future__ import annotations
-
 from otpme_auth.otp import OtpError
 from otpme_auth.otp._hmac import hash_digest, hmac_digest
 from otpme_auth.otp.hotp import DIGEST_SIZES, truncate

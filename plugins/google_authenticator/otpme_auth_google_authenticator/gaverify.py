@@ -43,8 +43,6 @@ HOTP window: counters ``c .. c+w-1``; a match sets ``HOTP_COUNTER`` to match+1,
 a 6-digit miss advances it by one unless ``no_increment_hotp``.
 """
 
-from __future__ import annotations
-
 from otpme_auth.otp._hmac import hmac_function
 from otpme_auth.otp.hotp import codes_equal
 

@@ -38,8 +38,6 @@ character and round-trips.  Neither errors nor ``repr`` ever show the secret, a
 scratch code or any line of the file.
 """
 
-from __future__ import annotations
-
 from otpme_auth.otp import OtpError
 from otpme_auth.otp.base32 import b32decode, b32encode
 

@@ -50,8 +50,6 @@ Errors are :class:`OcraCredentialError` and never quote a line, the key, or a
 PIN hash: they name the field and the problem only.
 """
 
-from __future__ import annotations
-
 import os
 
 from otpme_auth.otp import OtpError

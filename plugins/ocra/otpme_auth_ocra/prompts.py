@@ -27,8 +27,6 @@ from the C library's ``strftime("%Z")``.  ``%u`` and ``%l`` let a user notice a
 wrong server clock with time-based (``T``) suites.
 """
 
-from __future__ import annotations
-
 import time
 
 DEFAULT_CHALLENGE_PROMPT = "OCRA Challenge: %4c"
