@@ -81,4 +81,18 @@ def hmac_digest(key: bytes, msg: bytes, name: str) -> bytes:
     return hmac_function(key, name)(msg)
 
 
-__all__ = ["compare_digest", "hash_digest", "hmac_digest", "hmac_function"]
+def codes_equal(expected: str, given: str) -> bool:
+    """Compare two codes in constant time (for equal lengths).
+
+    Accepts ``str`` or ``bytes``; never raises for odd input, it just answers False.
+    """
+    if isinstance(expected, str):
+        expected = expected.encode("utf-8", "surrogatepass")
+    if isinstance(given, str):
+        given = given.encode("utf-8", "surrogatepass")
+    if not isinstance(expected, (bytes, bytearray)) or not isinstance(given, (bytes, bytearray)):
+        return False
+    return compare_digest(bytes(expected), bytes(given))
+
+
+__all__ = ["codes_equal", "compare_digest", "hash_digest", "hmac_digest", "hmac_function"]

@@ -98,12 +98,10 @@ def secret_location(user, options):
     ``~`` (at the start of a path component) and ``${HOME}`` are the user's home,
     ``${USER}`` the user name, expanded left to right once as the peer does.
     """
-    import pwd
-    try:
-        pw = pwd.getpwnam(user)
-    except KeyError:
-        pw = None
     spec = options.secret
+    # The passwd entry only when something needs it (the home, or the owner): user=
+    # and a path without ~ or ${HOME} need no NSS lookup.
+    pw = _passwd(user) if options.user is None or "~" in spec or "${HOME}" in spec else None
     out = []
     i = 0
     allow_tilde = True
@@ -131,6 +129,14 @@ def secret_location(user, options):
     if pw is None:
         return None, "no such user"
     return filename, pw.pw_uid
+
+
+def _passwd(user):
+    import pwd
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        return None
 
 
 def _open(path_, owner, options):

@@ -43,8 +43,7 @@ HOTP window: counters ``c .. c+w-1``; a match sets ``HOTP_COUNTER`` to match+1,
 a 6-digit miss advances it by one unless ``no_increment_hotp``.
 """
 
-from otpme_auth.otp._hmac import hmac_function
-from otpme_auth.otp.hotp import codes_equal
+from otpme_auth.otp._hmac import codes_equal, hmac_function
 
 from .secretfile import (SecretFile, SecretFileError, _int32, _parse_resetting,
                          _scan_last, _strtoul, _u32)
