@@ -16,36 +16,39 @@ try:
 except ImportError:  # pragma: no cover - every CPython has it
     from hmac import compare_digest
 
-try:
-    import _sha1
-    import _sha256
-    import _sha512
-    _CTORS = {"sha1": (_sha1.sha1, 64), "sha256": (_sha256.sha256, 64),
-              "sha512": (_sha512.sha512, 128)}
-except ImportError:  # pragma: no cover - a Python without the built-in digests
-    _CTORS = None
-
-_NAMES = ("sha1", "sha256", "sha512")
-_OPAD = bytes(x ^ 0x5C for x in range(256))
-_IPAD = bytes(x ^ 0x36 for x in range(256))
+#: Block sizes; the keys are also the supported names.
+_BLOCKS = {"sha1": 64, "sha256": 64, "sha512": 128}
+# The translation tables of the HMAC pads (map, not a generator: module import is
+# on every cold login).
+_OPAD = bytes(map((0x5C).__xor__, range(256)))
+_IPAD = bytes(map((0x36).__xor__, range(256)))
 
 
 def _check(name):
-    if name not in _NAMES:
+    if name not in _BLOCKS:
         raise ValueError("unsupported hash")
+
+
+def _builtin(name):
+    """The built-in constructor of digest ``name`` (``_sha1.sha1``), imported when first
+    used (a TOTP login needs only SHA-1), or None in a Python built without them."""
+    try:
+        return getattr(__import__("_" + name), name)
+    except ImportError:  # pragma: no cover - a Python without the built-in digests
+        return None
 
 
 def hash_digest(name: str, data: bytes) -> bytes:
     """Plain digest of ``data`` with ``sha1``, ``sha256`` or ``sha512``."""
     _check(name)
-    if _CTORS is None:
+    ctor = _builtin(name)
+    if ctor is None:  # pragma: no cover
         import hashlib
         return hashlib.new(name, data).digest()
-    return _CTORS[name][0](data).digest()
+    return ctor(data).digest()
 
 
-def _pads(key: bytes, name: str):
-    ctor, block = _CTORS[name]
+def _pads(key: bytes, ctor, block: int):
     if len(key) > block:
         key = ctor(key).digest()
     key = key.ljust(block, b"\0")
@@ -55,7 +58,8 @@ def _pads(key: bytes, name: str):
 def hmac_function(key: bytes, name: str):
     """A function ``msg -> HMAC(key, msg)``, with the key's pads computed once."""
     _check(name)
-    if _CTORS is None:
+    ctor = _builtin(name)
+    if ctor is None:  # pragma: no cover
         import hmac
         base = hmac.new(bytes(key), digestmod=name)
 
@@ -64,7 +68,7 @@ def hmac_function(key: bytes, name: str):
             h.update(msg)
             return h.digest()
         return mac
-    inner, outer = _pads(bytes(key), name)
+    inner, outer = _pads(bytes(key), ctor, _BLOCKS[name])
 
     def mac(msg: bytes) -> bytes:
         i = inner.copy()
