@@ -22,11 +22,15 @@ PAM_TYPES = {"authenticate": "auth", "setcred": "auth", "acct_mgmt": "account",
 
 def process_ident():
     """The application's own syslog name (glibc's default: its short program name)."""
-    try:
-        with open("/proc/self/comm", encoding="utf-8", errors="replace") as fh:
-            return fh.read().strip() or "otpme-auth"
+    try:  # os.read, not open(): no text-file machinery on every login
+        fd = os.open("/proc/self/comm", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            name = os.read(fd, 64)
+        finally:
+            os.close(fd)
     except OSError:
         return "otpme-auth"
+    return name.decode("utf-8", "replace").strip() or "otpme-auth"
 
 
 def clean(text, limit=1000):

@@ -229,10 +229,18 @@ class Registry:
                 self._warn("ignoring plugin cache %s: it must be owned by root and writable "
                            "by no one else" % path)
                 return None
-            with os.fdopen(fd, "r", encoding="utf-8", closefd=False) as fh:
-                lines = fh.read().split("\n")
+            data = []
+            while True:  # os.read, not a text file object: this runs at every login
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                data.append(chunk)
         finally:
             os.close(fd)
+        try:
+            lines = b"".join(data).decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            lines = []
         if len(lines) < 3 or lines[0] != FORMAT or lines[1] != "fingerprint\t" + fp \
                 or not lines[2].startswith("pth"):
             return None

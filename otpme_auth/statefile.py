@@ -24,7 +24,6 @@ Use::
         state.replace(new_bytes)   # atomic; keeps owner and mode
 """
 
-import errno
 import fcntl
 import os
 import stat
@@ -63,6 +62,7 @@ def _error(path, exc, doing):
 
 
 def _message(path, exc, doing):
+    import errno  # only on this error path: a login that goes well does not load it
     reason = {
         errno.ELOOP: "it is a symlink, which is never followed",
         errno.ENOTDIR: "a component is not a directory (or is a symlink)",
