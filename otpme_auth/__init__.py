@@ -11,7 +11,7 @@ server does) does not pull in the login path's modules.
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "hookimpl": "markers",
+    "hookimpl": "hookspecs",
     "Verdict": "results", "Decision": "results", "allow": "results", "deny": "results",
     "unavailable": "results", "abstain": "results",
     "Option": "options", "OptionsView": "options", "flag": "options", "text": "options",
@@ -22,6 +22,8 @@ _EXPORTS = {
     "OtpmeAuthError": "errors", "ConfigError": "errors", "PluginError": "errors",
     "ConversationError": "errors", "CredentialUnavailable": "errors", "LoginRefused": "errors",
     "StateFileError": "errors",
+    # hmac.compare_digest without importing hmac (with hashlib and OpenSSL, ~3 ms)
+    "compare_digest": "otp._hmac",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -72,7 +72,7 @@ class Secret:
         return self._value
 
     def matches(self, other):
-        from hmac import compare_digest  # lazy: hmac pulls in hashlib
+        from .otp._hmac import compare_digest  # not hmac's: that loads OpenSSL
         other = other.reveal() if isinstance(other, Secret) else other
         return compare_digest(self._value.encode(), other.encode())
 

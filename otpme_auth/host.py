@@ -14,8 +14,7 @@ not exist.
 import time
 
 from .errors import OtpmeAuthError, PluginError
-from .hookspecs import HOOKS
-from .markers import is_hookimpl
+from .hookspecs import HOOKS, is_hookimpl
 
 
 class LoadedPlugin:

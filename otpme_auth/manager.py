@@ -7,7 +7,7 @@ registry is scanned, by ``otpme-auth check-config``, and in tests.
 import pluggy
 
 from . import hookspecs
-from .markers import PROJECT
+from .hookspecs import PROJECT
 
 
 def build_plugin_manager():

@@ -11,6 +11,9 @@ from otpme_auth.testing.imports import HEAVY, heavy, login_imports
 from otpme_auth_passfile import hash_line
 
 FORBIDDEN = HEAVY + ("re", "enum", "functools",  # the conversation's scanner, not re (~3 ms)
+                     # otpme_auth.compare_digest, not hmac's (hmac imports warnings);
+                     # the markers live in hookspecs (one module less per login)
+                     "hmac", "warnings", "otpme_auth.markers",
                      "argon2", "cryptography", "otpme_auth_testplugins", "otpme_auth_online",
                      "otpme_auth_offline", "otpme_auth_greeting", "otpme_auth_mkhomedir",
                      # PC/SC: a line without smartcard never opens it

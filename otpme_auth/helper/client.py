@@ -16,7 +16,7 @@ socket this process may not use, is a *local* problem and is logged as such
 import os
 
 from ..context import Key
-from ..markers import hookimpl
+from ..hookspecs import hookimpl
 from ..results import allow, deny, unavailable
 
 NAME = "helper"

@@ -37,7 +37,7 @@ def make_plugin(name="plugin", options=(), **hooks):
     """
     import types
 
-    from ..markers import hookimpl
+    from ..hookspecs import hookimpl
     module = types.ModuleType(name)
     if options:
         module.otpme_auth_declare_options = hookimpl(lambda: list(options))

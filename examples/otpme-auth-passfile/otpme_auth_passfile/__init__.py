@@ -14,7 +14,7 @@ import hashlib
 import os
 
 # [docs:imports]
-from otpme_auth import PASSWORD, abstain, allow, deny, hookimpl, path, unavailable
+from otpme_auth import PASSWORD, abstain, allow, compare_digest, deny, hookimpl, path, unavailable
 # [/docs:imports]
 
 DEFAULT_PATH = "/etc/otpme-auth/passwd"
@@ -50,7 +50,6 @@ def otpme_auth_verify(ctx, options):
         return abstain("no password was collected")
     iterations, salt, expected = entries.get(ctx.user, _DUMMY)
     actual = hashlib.pbkdf2_hmac("sha256", password.reveal().encode(), salt, iterations)
-    from hmac import compare_digest
     if compare_digest(actual, expected) and ctx.user in entries:
         return allow("password matches")
     if ctx.user not in entries:
