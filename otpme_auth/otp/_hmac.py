@@ -18,10 +18,6 @@ except ImportError:  # pragma: no cover - every CPython has it
 
 #: Block sizes; the keys are also the supported names.
 _BLOCKS = {"sha1": 64, "sha256": 64, "sha512": 128}
-# The translation tables of the HMAC pads (map, not a generator: module import is
-# on every cold login).
-_OPAD = bytes(map((0x5C).__xor__, range(256)))
-_IPAD = bytes(map((0x36).__xor__, range(256)))
 
 
 def _check(name):
@@ -51,8 +47,10 @@ def hash_digest(name: str, data: bytes) -> bytes:
 def _pads(key: bytes, ctor, block: int):
     if len(key) > block:
         key = ctor(key).digest()
-    key = key.ljust(block, b"\0")
-    return ctor(key.translate(_IPAD)), ctor(key.translate(_OPAD))
+    # The pads as integer XORs: no translation tables to build at import (every cold login)
+    key = int.from_bytes(key.ljust(block, b"\0"), "big")
+    return (ctor((key ^ int.from_bytes(b"\x36" * block, "big")).to_bytes(block, "big")),
+            ctor((key ^ int.from_bytes(b"\x5c" * block, "big")).to_bytes(block, "big")))
 
 
 def hmac_function(key: bytes, name: str):
