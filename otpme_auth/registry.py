@@ -108,6 +108,11 @@ def pth_dirs(paths):
     return dirs
 
 
+#: The site directories whose .pth files this process has read (every PAM call of an
+#: application builds its own Registry; pam_python keeps the interpreter between them).
+_PTH_READ = set()
+
+
 def read_pth(dirs):
     """Read the ``.pth`` files of site directories ``dirs`` as ``site`` does.
 
@@ -187,10 +192,10 @@ class Registry:
         return self._plugins
 
     def _read_pth(self, dirs):
-        unread = [d for d in dirs if d in self.unread_pth]
+        unread = [d for d in dirs if d in self.unread_pth and d not in _PTH_READ]
         if unread:
             read_pth(unread)
-            self.unread_pth = [d for d in self.unread_pth if d not in unread]
+            _PTH_READ.update(unread)
 
     def load(self, name):
         """Import an installed plugin and return its object."""

@@ -192,9 +192,11 @@ def test_pth_files_a_plugin_needs_are_read_once_recorded(cache_dir, tmp_path, mo
     src.mkdir()
     (src / "cold_pth_probe_module.py").write_text("VALUE = 1\n")
     (site / "__editable__.probe-0.1.pth").write_text(str(src) + "\n")
+    from otpme_auth import registry
     monkeypatch.setattr(sys, "path", [str(site)] + sys.path)
     for _ in range(2):  # the scan, then the cache
         sys.path[:] = [p for p in sys.path if p != str(src)]
+        monkeypatch.setattr(registry, "_PTH_READ", set())
         reg = counting_registry(cache_dir, [str(site)])
         reg.unread_pth = [str(site)]
         reg.installed()
@@ -202,6 +204,12 @@ def test_pth_files_a_plugin_needs_are_read_once_recorded(cache_dir, tmp_path, mo
     assert reg.scans == 0
     with open(reg.cache_path()) as fh:
         assert "pth\t%s\n" % site in fh.read()
+    # The next PAM call of the same process does not read them again.
+    sys.path[:] = [p for p in sys.path if p != str(src)]
+    reg = counting_registry(cache_dir, [str(site)])
+    reg.unread_pth = [str(site)]
+    reg.installed()
+    assert str(src) not in sys.path
 
 
 def test_only_setuptools_distutils_shim_means_no_pth_to_read(tmp_path):
