@@ -247,8 +247,9 @@ class Registry:
         except UnicodeDecodeError:
             lines = []
         if len(lines) < 3 or lines[0] != FORMAT or lines[1] != "fingerprint\t" + fp \
-                or not lines[2].startswith("pth"):
+                or lines[2].split("\t")[0] != "pth":
             return None
+        # Only the installation's own directories, whatever the file says.
         pth = [d for d in lines[2].split("\t")[1:] if d in self.paths]
         plugins = {}
         try:
