@@ -107,6 +107,7 @@ def pam_functions(cache_dir=DEFAULT_CACHE_DIR, site_dirs=None, default_verifiers
     files (the registry reads those that matter).
     """
     unread_pth = tuple(unread_pth)
+
     def bind(function):
         if function == "chauthtok":
             return chauthtok
