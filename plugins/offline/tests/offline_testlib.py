@@ -32,6 +32,20 @@ def store(cache, user="alice", token="alice/pass", secret="correct horse", paylo
 
 
 @pytest.fixture
+def derivations(monkeypatch):
+    """The key derivations the cache has run so far (a list: its length is the count)."""
+    import otpme_auth_offline.cache as cache_mod
+    calls = []
+    real = cache_mod.derive_key
+
+    def counting(secret, salt, params):
+        calls.append(params)
+        return real(secret, salt, params)
+    monkeypatch.setattr(cache_mod, "derive_key", counting)
+    return calls
+
+
+@pytest.fixture
 def clock():
     return Clock()
 

@@ -12,30 +12,16 @@ import struct
 
 import pytest
 
-import otpme_auth_offline as offline
-import otpme_auth_offline.cache as cache_mod
 from otpme_auth_offline.cache import (AEAD_AES256GCM, VERSION, Header, OfflineCache, _ad, parse)
 
-from offline_testlib import FAST_KDF, PW, TINY, fake_answer, fake_online, totp_code
+from offline_testlib import (FAST_KDF, PW, TINY, derivations, fake_answer, fake_online,  # noqa: F401
+                             totp_code)
 from test_offline_hooks import cache_dir, login
 
 
 @pytest.fixture
 def line(tmp_path):
     return "cache_login_tokens offline_cache_dir=%s %s" % (tmp_path / "offline", FAST_KDF)
-
-
-@pytest.fixture
-def derivations(monkeypatch):
-    """The number of key derivations the cache has run so far (a list: its length)."""
-    calls = []
-    real = cache_mod.derive_key
-
-    def counting(secret, salt, params):
-        calls.append(params)
-        return real(secret, salt, params)
-    monkeypatch.setattr(cache_mod, "derive_key", counting)
-    return calls
 
 
 def token_path(line, user="alice", token="alice%2Fpass"):

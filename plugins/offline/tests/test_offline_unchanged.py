@@ -17,7 +17,8 @@ from otpme_auth_offline.cache import (REFRESH, VERSION, Header, OfflineCache, ne
                                       parse, seal_payload, wrap_private_key)
 from otpme_auth_offline.keyfunc import derive_key
 
-from offline_testlib import DAY, FAST_KDF, NOW, PW, TINY, clock, root, store  # noqa: F401 (fixtures)
+from offline_testlib import (DAY, FAST_KDF, NOW, PW, TINY, clock, derivations, root,  # noqa: F401
+                             store)
 
 PAYLOAD = b'{"n": 0}'
 
@@ -32,18 +33,6 @@ def seals(monkeypatch):
         calls.append(args[1:3])
         return real(*args, **kw)
     monkeypatch.setattr(cache_mod, "seal_payload", counting)
-    return calls
-
-
-@pytest.fixture
-def derivations(monkeypatch):
-    calls = []
-    real = cache_mod.derive_key
-
-    def counting(secret, salt, params):
-        calls.append(params)
-        return real(secret, salt, params)
-    monkeypatch.setattr(cache_mod, "derive_key", counting)
     return calls
 
 
