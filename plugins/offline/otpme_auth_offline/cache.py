@@ -26,7 +26,8 @@ the table)::
                content tag (32: HMAC-SHA256 under HKDF(the key revision) of the
                payload's stable part; zeros without a revision)
     MAC (32)   HMAC-SHA256 under HKDF(the server's key revision) over the key
-               block and the state; zeros without a revision
+               block, the state and the seal's ephemeral key and nonce; zeros
+               without a revision
     seal       ephemeral X25519 public key (32), nonce (12), then the
                AES-256-GCM ciphertext of (revision length, revision, payload)
 
@@ -441,14 +442,22 @@ def revision_mac(revision, header, user, token):
     (it changes when the password, PIN or OTP secret changes) and that the
     host keeps only inside the sealed payload, so the disk alone cannot
     compute this MAC.  No revision: 32 zero bytes, which never matches.
+
+    Version 3 also covers the seal's ephemeral public key and nonce: only whoever knows
+    the private half of that ephemeral key (the writer) can make a ciphertext that opens
+    with them, so a verified MAC says the sealed payload is the one written with this
+    state (and its content tag), not one sealed to the public key by a file writer.
     """
     import hashlib
     import hmac
     if not revision:
         return bytes(MAC_LEN)
     key = _hkdf(revision, _MAC_LABEL)
-    return hmac.new(key, _MAC_LABEL + _lp(header.pack_key_block(), header.pack_state())
-                    + _names(user, token), hashlib.sha256).digest()
+    parts = [header.pack_key_block(), header.pack_state()]
+    if header.version == VERSION:
+        parts.append(_SEAL.pack(header.ephemeral, header.nonce))
+    return hmac.new(key, _MAC_LABEL + _lp(*parts) + _names(user, token),
+                    hashlib.sha256).digest()
 
 
 def revision_matches(revision, header, user, token):
