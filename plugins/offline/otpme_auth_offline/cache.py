@@ -753,6 +753,7 @@ class OfflineCache:
         udir = self._user_dir(user, create=True)
         self._check_pin(udir, user, token)
         with self._lock(self._token_path(udir, token)) as state:
+            self._check_counter(state.data, user, token, revision, counter)
             header = self._same_key(state.data, user, token, revision, params, otp_digits,
                                     bytes(public))
             derived = header is None
@@ -774,6 +775,25 @@ class OfflineCache:
                 state.replace(seal_payload(header, user, token, revision, payload))
         self._reset_failures(udir)
         return derived
+
+    def _check_counter(self, data, user, token, revision, counter):
+        """Refuse to lower a counter the current state holds under ``revision``.
+
+        The caller read :meth:`known_counter` before this lock was taken; an offline
+        login in between may have used a code (counter advanced under the lock).  Writing
+        the older counter back would let that code log in offline again, so nothing is
+        written (the plugin then drops the cache: the next online login writes it anew).
+        """
+        if data is None or not revision:
+            return
+        try:
+            header = parse(data)[0]
+        except CacheCorrupt:
+            return
+        if header.counter > counter and revision_matches(revision, header, user, token):
+            raise CacheRefused("offline cache of %s token %s: its counter %d is ahead of "
+                               "this login's %d (a concurrent offline login used a code); "
+                               "not lowered" % (user, token, header.counter, counter))
 
     def _same_key(self, data, user, token, revision, params, otp_digits, public):
         """The current v2 header if an online login may reseal it without deriving, else None."""

@@ -163,8 +163,9 @@ def test_format_2_online_gets_a_new_key_once(root, clock, derivations):
     cache = OfflineCache(root, clock=clock)
     _write_v2(root, cache)
     before = len(derivations)
-    assert store(cache, revision=b"rev-1") is True        # format 3 needs a new wrap: once
-    assert store(cache, revision=b"rev-1") is None
+    # counter=5: the plugin passes at least known_counter (5); a lower one is refused.
+    assert store(cache, revision=b"rev-1", counter=5) is True   # format 3 needs a new wrap: once
+    assert store(cache, revision=b"rev-1", counter=5) is None
     assert len(derivations) == before + 1
 
 
