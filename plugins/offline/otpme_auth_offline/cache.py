@@ -473,7 +473,8 @@ def content_tag(revision, user, token, stable):
     every login) under a key from the server's key revision; zeros without a revision.
 
     Like the state MAC, it cannot be computed or checked without the revision (which is
-    on disk only inside the sealed payload), so the disk alone learns nothing from it.
+    on disk only inside the sealed payload), so the disk alone learns nothing of the content
+    from it; two snapshots of one cache do show whether the content changed between them.
     """
     import hashlib
     import hmac
