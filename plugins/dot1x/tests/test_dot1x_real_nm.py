@@ -181,9 +181,11 @@ def test_real_networkmanager_brings_the_port_up_with_the_plugins_agent(lab, real
         /lib/systemd/systemd-udevd &
         UDEVD=$!
         trap 'kill $UDEVD' EXIT TERM
-        udevadm settle -t 5 || true
+        # A trigger sent before udevd listens is lost, and NetworkManager then never gets
+        # udev's data: every device stays unmanaged. On a loaded machine udevd starts slowly.
+        for i in $(seq 300); do udevadm control --ping -t 1 2>/dev/null && break; sleep 0.1; done
         udevadm trigger --action=add --subsystem-match=net
-        udevadm settle -t 5 || true
+        udevadm settle -t 60 || true
         /usr/sbin/NetworkManager --no-daemon --debug --config={tmp_path / 'nm.conf'} \\
             --state-file={tmp_path / 'nm.state'} --pid-file={tmp_path / 'nm.pid'} &
         NM=$!
