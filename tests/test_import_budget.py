@@ -8,12 +8,15 @@ plugin the line does not name.  Structural, not a timing threshold.
 import os
 
 from otpme_auth.testing.imports import HEAVY, heavy, login_imports
-from otpme_auth_passfile import hash_line
+from otpme_auth_passfile import CHEAPEST, hash_line
 
 FORBIDDEN = HEAVY + ("re", "enum", "functools",  # the conversation's scanner, not re (~3 ms)
                      # otpme_auth.compare_digest, not hmac's (hmac imports warnings);
                      # the markers live in hookspecs (one module less per login)
                      "hmac", "warnings", "otpme_auth.markers",
+                     # the example verifier checks Argon2id through argon2-cffi's bindings:
+                     # hashlib loads OpenSSL (~3 ms), argon2's Python API takes ~16 ms
+                     "hashlib", "_hashlib",
                      "argon2", "cryptography", "otpme_auth_testplugins", "otpme_auth_online",
                      "otpme_auth_offline", "otpme_auth_greeting", "otpme_auth_mkhomedir",
                      # PC/SC: a line without smartcard never opens it
@@ -26,7 +29,7 @@ FORBIDDEN = HEAVY + ("re", "enum", "functools",  # the conversation's scanner, n
 
 def test_login_path_imports_nothing_it_does_not_need(tmp_path):
     passwd = tmp_path / "passwd"
-    passwd.write_text(hash_line("alice", "pw", iterations=1000) + "\n")
+    passwd.write_text(hash_line("alice", "pw", **CHEAPEST) + "\n")
     os.chmod(passwd, 0o600)
     code, modules = login_imports(tmp_path, ["passfile", "passfile_path=%s" % passwd],
                                   user="alice", answers=["pw"])

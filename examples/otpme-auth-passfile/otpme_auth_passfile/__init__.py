@@ -1,16 +1,17 @@
-"""passfile: check the password against a file of PBKDF2-SHA256 hashes.
+"""passfile: check the password against a file of Argon2id hashes.
 
 An example of a third-party otpme-auth plugin (docs/writing-plugins.md walks
 through it).  Enable it on a PAM line with the bare word ``passfile``::
 
     auth required pam_python.so pam_otpme_auth.py passfile passfile_path=/etc/otpme-auth/passwd
 
-The file has one line per user, ``user:iterations:salt_hex:hash_hex``; it
-must be owned by root (or the running user) and writable by no one else.
-Add a user with ``otpme-passfile add FILE USER``.
+The file has one line per user, ``user:$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH``
+(the hash is argon2-cffi's PHC string); it must be owned by root (or the running
+user) and writable by no one else.  Add a user with ``otpme-passfile add FILE USER``.
+Lines of the plugin's first version, ``user:iterations:salt_hex:hash_hex``
+(PBKDF2-SHA256), are still checked; ``add`` writes Argon2id.
 """
 
-import hashlib
 import os
 
 # [docs:imports]
@@ -18,10 +19,13 @@ from otpme_auth import PASSWORD, abstain, allow, compare_digest, deny, hookimpl,
 # [/docs:imports]
 
 DEFAULT_PATH = "/etc/otpme-auth/passwd"
-ITERATIONS = 100_000
-# A hash to compare against when the user is unknown, so that unknown and
-# known users take the same time.
-_DUMMY = (ITERATIONS, b"\0" * 16, b"\0" * 32)
+#: argon2-cffi's defaults (RFC 9106's second recommendation): 3 passes over 64 MiB, 4 lanes.
+PARAMETERS = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+#: The cheapest Argon2id (one pass over 8 KiB): for tests and benchmarks, never a real file.
+CHEAPEST = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+# Checked when the user has no line, so that unknown and known users take the same
+# time: the hash of a random password at the default cost.
+_DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$4VqJPJZ8SgbQu7gJuOdZkQ$KRC6iuat95wN+BrJL4h7ypkGwzvDOjQzM3tdS96QZ6s"
 
 
 # [docs:options]
@@ -48,9 +52,11 @@ def otpme_auth_verify(ctx, options):
     password = ctx.credentials.get(PASSWORD)
     if password is None:
         return abstain("no password was collected")
-    iterations, salt, expected = entries.get(ctx.user, _DUMMY)
-    actual = hashlib.pbkdf2_hmac("sha256", password.reveal().encode(), salt, iterations)
-    if compare_digest(actual, expected) and ctx.user in entries:
+    try:
+        matches = check(entries.get(ctx.user, _DUMMY), password.reveal().encode())
+    except ValueError as exc:
+        return unavailable("the hash of %s in %s: %s" % (ctx.user, options.passfile_path, exc))
+    if matches and ctx.user in entries:
         return allow("password matches")
     if ctx.user not in entries:
         return deny("no entry for the user in %s" % options.passfile_path, pam_code="USER_UNKNOWN")
@@ -58,8 +64,25 @@ def otpme_auth_verify(ctx, options):
 # [/docs:hooks]
 
 
+def check(encoded, password):
+    """Whether ``password`` (bytes) matches a line's hash; ValueError if the hash is broken."""
+    if encoded.startswith("$argon2id$"):
+        # argon2-cffi's C bindings, not `import argon2`: every PAM login is a new
+        # process, and argon2's Python API takes ~16 ms to import, the bindings ~0.7 ms.
+        from _argon2_cffi_bindings import ffi, lib
+        rc = lib.argon2_verify(ffi.new("char[]", encoded.encode()), ffi.new("char[]", password),
+                               len(password), lib.Argon2_id)
+        if rc not in (lib.ARGON2_OK, lib.ARGON2_VERIFY_MISMATCH):
+            raise ValueError(ffi.string(lib.argon2_error_message(rc)).decode())
+        return rc == lib.ARGON2_OK
+    import hashlib  # a first-version line (PBKDF2-SHA256); hashlib loads OpenSSL, ~3 ms
+    iterations, salt, digest = encoded.split(":")
+    actual = hashlib.pbkdf2_hmac("sha256", password, bytes.fromhex(salt), int(iterations))
+    return compare_digest(actual, bytes.fromhex(digest))
+
+
 def read_passfile(filename):
-    """Parse the file after checking it is safe to trust; ``{user: (iterations, salt, hash)}``."""
+    """Parse the file after checking it is safe to trust; ``{user: hash}``."""
     fd = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "r", encoding="utf-8") as fh:
         st = os.fstat(fh.fileno())
@@ -70,18 +93,30 @@ def read_passfile(filename):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            try:
-                user, iterations, salt, digest = line.split(":")
-                entries[user] = (int(iterations), bytes.fromhex(salt), bytes.fromhex(digest))
-            except ValueError:
-                raise ValueError("line %d is not user:iterations:salt:hash" % number) from None
+            user, _, encoded = line.partition(":")
+            if not (user and _valid_hash(encoded)):
+                raise ValueError("line %d is not user:$argon2id$... (or user:iterations:salt:hash)"
+                                 % number)
+            entries[user] = encoded
         return entries
 
 
-def hash_line(user, password, iterations=ITERATIONS, salt=None):
-    salt = os.urandom(16) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return "%s:%d:%s:%s" % (user, iterations, salt.hex(), digest.hex())
+def _valid_hash(encoded):
+    if encoded.startswith("$argon2id$"):
+        return encoded.count("$") == 5
+    try:
+        iterations, salt, digest = encoded.split(":")
+        return int(iterations) > 0 and len(bytes.fromhex(salt)) > 0 and len(bytes.fromhex(digest)) == 32
+    except ValueError:
+        return False
+
+
+def hash_line(user, password, **parameters):
+    """The file's line for ``user``; ``parameters`` override :data:`PARAMETERS`."""
+    from argon2 import PasswordHasher
+    if not user or ":" in user or "\n" in user:
+        raise ValueError("a user name without ':' or a line break")
+    return "%s:%s" % (user, PasswordHasher(**dict(PARAMETERS, **parameters)).hash(password))
 
 
 def main(argv=None):

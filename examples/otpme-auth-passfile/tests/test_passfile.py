@@ -18,7 +18,7 @@ PLUGINS = {"passfile": passfile}
 @pytest.fixture
 def passwd(tmp_path):
     path = tmp_path / "passwd"
-    path.write_text(passfile.hash_line("alice", "s3cret", iterations=1000) + "\n")
+    path.write_text(passfile.hash_line("alice", "s3cret", **passfile.CHEAPEST) + "\n")
     os.chmod(path, 0o600)
     return "passfile passfile_path=%s" % path
 
@@ -38,6 +38,46 @@ def test_wrong_password(otpme_auth_run_login, passwd):
 
 def test_unknown_user(otpme_auth_run_login, passwd):
     assert otpme_auth_run_login(PLUGINS, passwd, user="bob", answers=["s3cret"]).code == "USER_UNKNOWN"
+
+
+def test_a_first_version_line_pbkdf2_still_logs_in(otpme_auth_run_login, tmp_path):
+    import hashlib
+    salt = bytes(range(16))
+    digest = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000)
+    path = tmp_path / "passwd"
+    path.write_text("alice:1000:%s:%s\n" % (salt.hex(), digest.hex()))
+    os.chmod(path, 0o600)
+    line = "passfile passfile_path=%s" % path
+    assert otpme_auth_run_login(PLUGINS, line, user="alice", answers=["s3cret"]).ok
+    assert otpme_auth_run_login(PLUGINS, line, user="alice", answers=["s3creT"]).code == "AUTH_ERR"
+
+
+def test_the_default_cost_is_argon2_cffis(tmp_path):
+    assert passfile.hash_line("alice", "s3cret").startswith("alice:$argon2id$v=19$m=65536,t=3,p=4$")
+    with pytest.raises(ValueError):
+        passfile.hash_line("al:ice", "s3cret")
+
+
+@pytest.mark.parametrize("line", ["alice", "alice:$argon2id$v=19$broken", ":$argon2id$v=19$m=8,t=1,p=1$a$b",
+                                  "alice:1000:zz:00", "alice:0:00:" + "00" * 32])
+def test_a_malformed_line_makes_the_file_unusable(otpme_auth_run_login, tmp_path, line):
+    path = tmp_path / "passwd"
+    path.write_text(line + "\n")
+    os.chmod(path, 0o600)
+    result = otpme_auth_run_login(PLUGINS, "passfile passfile_path=%s" % path, user="alice",
+                                  answers=["s3cret"])
+    assert result.code == "AUTHINFO_UNAVAIL"
+    assert any("line 1 is not" in line for line in result.log)
+
+
+def test_a_hash_argon2_cannot_read_is_unavailable_not_a_wrong_password(otpme_auth_run_login, tmp_path):
+    path = tmp_path / "passwd"
+    path.write_text("alice:$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAA\n")  # 3-byte hash
+    os.chmod(path, 0o600)
+    result = otpme_auth_run_login(PLUGINS, "passfile passfile_path=%s" % path, user="alice",
+                                  answers=["s3cret"])
+    assert result.code == "AUTHINFO_UNAVAIL"
+    assert any("the hash of alice" in line for line in result.log)
 
 
 def test_missing_file_is_unavailable(otpme_auth_run_login, tmp_path):
@@ -60,7 +100,7 @@ def test_bad_option_value(otpme_auth_run_login):
 def test_through_real_libpam(otpme_auth_pam, otpme_auth_system_user, tmp_path):
     user = otpme_auth_system_user()
     path = tmp_path / "pw"
-    path.write_text(passfile.hash_line(user, "s3cret", iterations=1000) + "\n")
+    path.write_text(passfile.hash_line(user, "s3cret", **passfile.CHEAPEST) + "\n")
     os.chmod(path, 0o600)
     otpme_auth_pam.service("login", otpme_auth_pam.line("passfile passfile_path=%s" % path))
     assert otpme_auth_pam.run("login", user, answers=["s3cret"]).ok

@@ -337,9 +337,9 @@ def test_silent_conversation_no_wait(make_context, sleeps):
 
 @pytest.mark.pam
 def test_greeting_through_libpam(pam_harness, tmp_path):
-    from otpme_auth_passfile import hash_line
+    from otpme_auth_passfile import CHEAPEST, hash_line
     passfile = tmp_path / "passwd"
-    passfile.write_text(hash_line("alice", "s3cret-pw", iterations=1000) + "\n")
+    passfile.write_text(hash_line("alice", "s3cret-pw", **CHEAPEST) + "\n")
     os.chmod(passfile, 0o600)
     pam_harness.service("greet", pam_harness.line(
         "passfile passfile_path=%s online_greeting show_errors message_timeout=0.2 debug"

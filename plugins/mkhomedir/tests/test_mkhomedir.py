@@ -442,9 +442,9 @@ def test_home_path_rejects(raw):
 # -- through real libpam --------------------------------------------------
 
 def _passfile(tmp_path, user, password):
-    from otpme_auth_passfile import hash_line
+    from otpme_auth_passfile import CHEAPEST, hash_line
     p = tmp_path / "passwd"
-    p.write_text(hash_line(user, password, iterations=1000) + "\n")
+    p.write_text(hash_line(user, password, **CHEAPEST) + "\n")
     os.chmod(p, 0o600)
     return p
 
