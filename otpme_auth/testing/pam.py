@@ -93,7 +93,8 @@ class PamResult:
         for text, code in _STRERROR.items():
             if text in self.output:
                 return code
-        return "UNKNOWN(%s)" % self.output.strip()[-200:]
+        # The exit status too: a run killed by a signal prints nothing (rc -9, -11, ...).
+        return "UNKNOWN(rc=%s: %s)" % (self.returncode, self.output.strip()[-200:])
 
     @property
     def ok(self):
