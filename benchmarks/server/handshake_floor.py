@@ -51,6 +51,21 @@ def make_keys(d):
     make("client", ca_subject, ca_key)
 
 
+def handshake(client, server, want_read, client_to_server, server_to_client):
+    """Step both ends until both have finished, moving the bytes between them."""
+    done = {"client": False, "server": False}
+    while not all(done.values()):
+        for name, end, move in (("client", client, client_to_server),
+                                ("server", server, server_to_client)):
+            if not done[name]:
+                try:
+                    end.do_handshake()
+                    done[name] = True
+                except want_read:
+                    pass
+            move()
+
+
 def stdlib_handshakes(d, n):
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(f"{d}/server.pem", f"{d}/server.key")
@@ -65,22 +80,8 @@ def stdlib_handshakes(d, n):
         c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
         c = client.wrap_bio(c_in, c_out, server_hostname="server")
         s = server.wrap_bio(s_in, s_out, server_side=True)
-        c_done = s_done = False
-        while not (c_done and s_done):
-            if not c_done:
-                try:
-                    c.do_handshake()
-                    c_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            s_in.write(c_out.read())
-            if not s_done:
-                try:
-                    s.do_handshake()
-                    s_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            c_in.write(s_out.read())
+        handshake(c, s, ssl.SSLWantReadError, lambda: s_in.write(c_out.read()),
+                  lambda: c_in.write(s_out.read()))
         assert s.getpeercert(), "the client certificate was not verified"
 
 
@@ -110,22 +111,7 @@ def pyopenssl_handshakes(d, n):
         c.set_tlsext_host_name(b"server")
         s = SSL.Connection(server, None)
         s.set_accept_state()
-        c_done = s_done = False
-        while not (c_done and s_done):
-            if not c_done:
-                try:
-                    c.do_handshake()
-                    c_done = True
-                except SSL.WantReadError:
-                    pass
-            pump(c, s)
-            if not s_done:
-                try:
-                    s.do_handshake()
-                    s_done = True
-                except SSL.WantReadError:
-                    pass
-            pump(s, c)
+        handshake(c, s, SSL.WantReadError, lambda: pump(c, s), lambda: pump(s, c))
         assert s.get_peer_certificate() is not None, "the client certificate was not verified"
 
 
