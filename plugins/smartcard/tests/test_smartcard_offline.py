@@ -8,6 +8,9 @@ the challenge changes at every login, online or offline (docs/offline.md, "Card 
 
 import json
 import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -227,3 +230,52 @@ def test_pcscd_not_running_offline(site):
     assert result.code == "AUTH_ERR"
     assert any("smartcard required, none usable" in line for line in result.new)
     clean(result)
+
+
+def test_forty_parallel_wrong_card_attempts_check_three(site, pam_harness):
+    """40 offline logins at once with a reprogrammed card (the enrolled serial, another
+    secret): the throttle lets three reach the key derivation and refuses the other 37
+    before it; the enrolled card is then refused too until the delay has passed."""
+    realm, pcscd, login, public = site
+    card(pcscd)
+    assert login().ok          # online: the card token is cached (and service "sc" written)
+    realm.stop()
+    for c in pcscd.inserted:
+        c.remove()
+    card(pcscd, slots={2: OTHER})
+    mark = len(pam_harness.read_log())
+    # 40 pamtester processes at once.  They share the one virtual reader, so pcscd takes
+    # their card transactions one after the other: each asks the card, then the cache.
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(
+            lambda _: pam_harness.run("sc", "alice", "authenticate", env=pcscd.env, timeout=300),
+            range(40)))
+    assert [r.code for r in results] == ["AUTH_ERR"] * 40, [r.explain() for r in results
+                                                            if r.code != "AUTH_ERR"][:3]
+    new = pam_harness.read_log()[mark:]
+
+    def logins(text):   # the processes (otpme-auth[PID]) that logged ``text``
+        return {line.split("[", 1)[1].split("]", 1)[0] for line in new if text in line}
+    checked = logins("does not give the enrolled answer")
+    throttled = logins("failed attempts; next attempt allowed")
+    assert (len(checked), len(throttled), len(checked | throttled)) == (3, 37, 40), \
+        "\n".join(new[-20:])
+    from otpme_auth_offline.cache import OfflineCache
+    assert OfflineCache(os.path.join(pam_harness.dir, "offline")).failures("alice")[0] == 3
+    for result in results:
+        clean(result)
+    # The enrolled card, inside the delay: refused before the derivation, with the wait.
+    for c in pcscd.inserted:
+        c.remove()
+    card(pcscd)
+    early = login(functions=("authenticate",))
+    assert early.code == "AUTH_ERR"
+    wait = [int(m.group(1)) for line in early.new
+            for m in [re.search(r"next attempt allowed in (\d+) s", line)] if m]
+    assert wait and 0 < wait[0] <= 5, early.new
+    # After it, the enrolled card opens the cache, and the count starts again.
+    time.sleep(wait[0] + 0.5)
+    late = login(functions=("authenticate",))
+    assert late.ok, "\n".join(late.new)
+    assert OfflineCache(os.path.join(pam_harness.dir, "offline")).failures("alice")[0] == 0
+    clean(late)
