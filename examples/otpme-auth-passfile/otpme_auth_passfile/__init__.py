@@ -52,8 +52,10 @@ def otpme_auth_verify(ctx, options):
     password = ctx.credentials.get(PASSWORD)
     if password is None:
         return abstain("no password was collected")
+    # surrogateescape: bytes that are not UTF-8 are compared as the bytes they were
+    typed = password.reveal().encode("utf-8", "surrogateescape")
     try:
-        matches = check(entries.get(ctx.user, _DUMMY), password.reveal().encode())
+        matches = check(entries.get(ctx.user, _DUMMY), typed)
     except ValueError as exc:
         return unavailable("the hash of %s in %s: %s" % (ctx.user, options.passfile_path, exc))
     if matches and ctx.user in entries:

@@ -58,26 +58,33 @@ def test_the_default_cost_is_argon2_cffis(tmp_path):
         passfile.hash_line("al:ice", "s3cret")
 
 
+def _login_with_file(run_login, tmp_path, text):
+    path = tmp_path / "passwd"
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    return run_login(PLUGINS, "passfile passfile_path=%s" % path, user="alice", answers=["s3cret"])
+
+
 @pytest.mark.parametrize("line", ["alice", "alice:$argon2id$v=19$broken", ":$argon2id$v=19$m=8,t=1,p=1$a$b",
                                   "alice:1000:zz:00", "alice:0:00:" + "00" * 32])
 def test_a_malformed_line_makes_the_file_unusable(otpme_auth_run_login, tmp_path, line):
-    path = tmp_path / "passwd"
-    path.write_text(line + "\n")
-    os.chmod(path, 0o600)
-    result = otpme_auth_run_login(PLUGINS, "passfile passfile_path=%s" % path, user="alice",
-                                  answers=["s3cret"])
+    result = _login_with_file(otpme_auth_run_login, tmp_path, line + "\n")
     assert result.code == "AUTHINFO_UNAVAIL"
     assert any("line 1 is not" in line for line in result.log)
 
 
 def test_a_hash_argon2_cannot_read_is_unavailable_not_a_wrong_password(otpme_auth_run_login, tmp_path):
-    path = tmp_path / "passwd"
-    path.write_text("alice:$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAA\n")  # 3-byte hash
-    os.chmod(path, 0o600)
-    result = otpme_auth_run_login(PLUGINS, "passfile passfile_path=%s" % path, user="alice",
-                                  answers=["s3cret"])
+    result = _login_with_file(otpme_auth_run_login, tmp_path,   # a 3-byte hash
+                              "alice:$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAA\n")
     assert result.code == "AUTHINFO_UNAVAIL"
     assert any("the hash of alice" in line for line in result.log)
+
+
+@pytest.mark.parametrize("typed", ["s3cr\udcffet", "s3\0cret", "\u00e9" * 5000])
+def test_odd_passwords_are_wrong_passwords_and_never_logged(otpme_auth_run_login, passwd, typed):
+    result = otpme_auth_run_login(PLUGINS, passwd, user="alice", answers=[typed])
+    assert result.code == "AUTH_ERR"
+    assert not any(typed[:4] in line or "codec" in line for line in result.log), result.log
 
 
 def test_missing_file_is_unavailable(otpme_auth_run_login, tmp_path):
