@@ -137,7 +137,7 @@ class Host:
                     raise
                 except Exception as exc:
                     raise PluginError(plugin.name, "%s raised %s: %s%s" % (
-                        hook, type(exc).__name__, exc, _where(exc))) from exc
+                        hook, type(exc).__name__, _what(exc), _where(exc))) from exc
             except OtpmeAuthError as exc:
                 if errors is None:
                     raise
@@ -153,6 +153,14 @@ class Host:
 def _check_hook(hook):
     if hook not in HOOKS:
         raise ValueError("no hook named %r (the hooks: %s)" % (hook, ", ".join(sorted(HOOKS))))
+
+
+def _what(exc):
+    """The exception's text, but a codec's without the character and its position: they
+    are often from a password (``secret.reveal().encode()`` of a non-UTF-8 one)."""
+    if isinstance(exc, UnicodeError) and hasattr(exc, "reason"):
+        return "%s (%s)" % (exc.encoding, exc.reason)
+    return exc
 
 
 def _where(exc):

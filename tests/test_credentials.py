@@ -182,6 +182,19 @@ def test_a_careless_plugin_exception_is_scrubbed():
     assert "p4ssw0rd!" not in text and "<redacted>" in text and "[careless]" in text
 
 
+def test_a_codec_error_on_a_secret_names_neither_its_character_nor_its_position():
+    def verify(ctx):
+        ctx.credentials[PASSWORD].reveal().encode()   # careless: not UTF-8 when typed so
+        return allow()
+    plugin = make_plugin("careless", otpme_auth_collect_credentials=lambda ctx: ctx.ask_authtok(),
+                         otpme_auth_verify=verify)
+    result = run_login({"careless": plugin}, "careless", answers=["p4ss\udce9w0rd"])
+    assert result.code == "SERVICE_ERR"
+    text = "\n".join(result.log)
+    assert "UnicodeEncodeError: utf-8 (surrogates not allowed)" in text, text
+    assert "udce9" not in text and "position" not in text
+
+
 def test_a_final_deny_is_not_retried_with_a_prompt():
     def verify(ctx):
         return deny("code already used", final=True)
