@@ -116,9 +116,15 @@ def _valid_hash(encoded):
 def hash_line(user, password, **parameters):
     """The file's line for ``user``; ``parameters`` override :data:`PARAMETERS`."""
     from argon2 import PasswordHasher
-    if not user or ":" in user or "\n" in user:
-        raise ValueError("a user name without ':' or a line break")
+    check_user_name(user)
     return "%s:%s" % (user, PasswordHasher(**dict(PARAMETERS, **parameters)).hash(password))
+
+
+def check_user_name(user):
+    """ValueError unless ``user`` reads back as itself: no ':', no leading '#', no
+    surrounding spaces, and nothing unprintable (a '\\r' or '\\v' would start a new line)."""
+    if not user or ":" in user or user.startswith("#") or user != user.strip() or not user.isprintable():
+        raise ValueError("the user name must be printable, without ':', a leading '#' or surrounding spaces")
 
 
 def main(argv=None):
@@ -130,14 +136,23 @@ def main(argv=None):
         sys.stderr.write("usage: otpme-passfile add FILE USER\n")
         return 2
     _, filename, user = argv
-    password = getpass.getpass("Password for %s: " % user)
+    try:
+        check_user_name(user)
+    except ValueError as exc:
+        sys.stderr.write("otpme-passfile: %s\n" % exc)
+        return 2
+    password = getpass.getpass("Password for %r: " % user)
     lines = []
     if os.path.exists(filename):
-        with open(filename, encoding="utf-8") as fh:
-            lines = [ln for ln in fh.read().splitlines() if not ln.startswith(user + ":")]
+        with open(filename, encoding="utf-8") as fh:   # lines split as read_passfile splits them
+            lines = [ln.rstrip("\n") for ln in fh if ln.strip().partition(":")[0] != user]
     lines.append(hash_line(user, password))
     tmp = filename + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:                    # a stale temp file may be anyone's, with any mode: never reuse it
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     os.replace(tmp, filename)

@@ -113,3 +113,36 @@ def test_through_real_libpam(otpme_auth_pam, otpme_auth_system_user, tmp_path):
     assert otpme_auth_pam.run("login", user, answers=["s3cret"]).ok
     assert otpme_auth_pam.run("login", user, answers=["nope"]).code == "AUTH_ERR"
 # [/docs:pam]
+
+
+@pytest.mark.parametrize("name", ["#\rroot", "#\x0broot", "x\u2028root", "", " alice", "#alice", "al:ice", "a\nb"])
+def test_add_refuses_a_user_name_that_could_forge_another_line(otpme_auth_run_login, tmp_path, monkeypatch,
+                                                               capsys, name):
+    # `add` run by a script with a name the user chose: "#\rroot" used to write one line that
+    # the login reads as a comment and a line for root, with the attacker's password.
+    path = tmp_path / "passwd"
+    path.write_text(passfile.hash_line("root", "rootpw", **passfile.CHEAPEST) + "\n")
+    os.chmod(path, 0o600)
+    monkeypatch.setattr(passfile, "PARAMETERS", passfile.CHEAPEST)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "pwned")
+    before = path.read_text()
+    assert passfile.main(["add", str(path), name]) == 2
+    assert "user name" in capsys.readouterr().err
+    assert path.read_text() == before
+    line = "passfile passfile_path=%s" % path
+    assert otpme_auth_run_login(PLUGINS, line, user="root", answers=["pwned"]).code == "AUTH_ERR"
+
+
+def test_add_replaces_the_users_line_and_writes_a_private_file(tmp_path, monkeypatch):
+    path = tmp_path / "passwd"
+    path.write_text(passfile.hash_line("alice", "old", **passfile.CHEAPEST) + "\n")
+    os.chmod(path, 0o600)
+    stale = tmp_path / "passwd.tmp"       # left by an interrupted run, readable by all
+    stale.write_text("junk")
+    os.chmod(stale, 0o644)
+    monkeypatch.setattr(passfile, "PARAMETERS", passfile.CHEAPEST)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "new")
+    assert passfile.main(["add", str(path), "alice"]) == 0
+    entries = passfile.read_passfile(str(path))
+    assert list(entries) == ["alice"] and passfile.check(entries["alice"], b"new")
+    assert os.stat(path).st_mode & 0o777 == 0o600
