@@ -60,8 +60,9 @@ def otpme_auth_verify(ctx, options):
         return unavailable("the hash of %s in %s: %s" % (ctx.user, options.passfile_path, exc))
     if matches and ctx.user in entries:
         return allow("password matches")
-    if ctx.user not in entries:
-        return deny("no entry for the user in %s" % options.passfile_path, pam_code="USER_UNKNOWN")
+    if ctx.user not in entries:  # the same words: a prober must not learn who has a line
+        return deny("no entry for the user in %s" % options.passfile_path, "Wrong password.",
+                    pam_code="USER_UNKNOWN")
     return deny("wrong password", user_message="Wrong password.")
 # [/docs:hooks]
 

@@ -146,3 +146,12 @@ def test_add_replaces_the_users_line_and_writes_a_private_file(tmp_path, monkeyp
     entries = passfile.read_passfile(str(path))
     assert list(entries) == ["alice"] and passfile.check(entries["alice"], b"new")
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_an_unknown_user_is_told_what_a_known_user_with_a_wrong_password_is_told(otpme_auth_run_login, passwd):
+    greeting = pytest.importorskip("otpme_auth_greeting")   # shows user messages with show_errors
+    plugins = dict(PLUGINS, greeting=greeting)
+    known = otpme_auth_run_login(plugins, passwd + " greeting show_errors", user="alice", answers=["guess"])
+    unknown = otpme_auth_run_login(plugins, passwd + " greeting show_errors", user="bob", answers=["guess"])
+    assert known.shown == ["Wrong password."]
+    assert unknown.shown == known.shown
