@@ -143,6 +143,15 @@ def main(argv=None):
         sys.stderr.write("otpme-passfile: %s\n" % exc)
         return 2
     password = getpass.getpass("Password for %r: " % user)
+    try:
+        _add(filename, user, password)
+    except (OSError, ValueError) as exc:   # a missing folder, a file that is not UTF-8, ...
+        sys.stderr.write("otpme-passfile: cannot update %s: %s\n" % (filename, exc))
+        return 1
+    return 0
+
+
+def _add(filename, user, password):
     lines = []
     if os.path.exists(filename):
         with open(filename, encoding="utf-8") as fh:   # lines split as read_passfile splits them
@@ -157,4 +166,3 @@ def main(argv=None):
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     os.replace(tmp, filename)
-    return 0

@@ -155,3 +155,15 @@ def test_an_unknown_user_is_told_what_a_known_user_with_a_wrong_password_is_told
     unknown = otpme_auth_run_login(plugins, passwd + " greeting show_errors", user="bob", answers=["guess"])
     assert known.shown == ["Wrong password."]
     assert unknown.shown == known.shown
+
+
+@pytest.mark.parametrize("content", [None, b"\xff\xfe not UTF-8\n"])
+def test_add_says_why_it_cannot_write_without_a_traceback(tmp_path, monkeypatch, capsys, content):
+    path = tmp_path / ("passwd" if content else "no-such-folder/passwd")
+    if content:
+        path.write_bytes(content)
+    monkeypatch.setattr(passfile, "PARAMETERS", passfile.CHEAPEST)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "s3cret")
+    assert passfile.main(["add", str(path), "alice"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otpme-passfile: cannot update %s: " % path) and "s3cret" not in err
