@@ -167,3 +167,26 @@ def test_add_says_why_it_cannot_write_without_a_traceback(tmp_path, monkeypatch,
     assert passfile.main(["add", str(path), "alice"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("otpme-passfile: cannot update %s: " % path) and "s3cret" not in err
+
+
+def test_an_unknown_user_costs_what_the_files_users_cost(otpme_auth_run_login, tmp_path, monkeypatch):
+    # After an upgrade every line is a first-version one (PBKDF2, ~5x cheaper than the default
+    # Argon2id): checking unknown users against an Argon2id dummy told a prober who has a line.
+    import hashlib
+    salt = bytes(range(16))
+    digest = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000)
+    argon = passfile.hash_line("carol", "s3cret", **passfile.CHEAPEST).partition(":")[2]
+    checked = []
+    real_check = passfile.check
+    monkeypatch.setattr(passfile, "check", lambda encoded, pw: checked.append(encoded) or real_check(encoded, pw))
+    for text, prefix in [("alice:1000:%s:%s\n" % (salt.hex(), digest.hex()), "1000:"),
+                         ("carol:%s\n" % argon, "$argon2id$v=19$m=8,t=1,p=1$")]:
+        checked.clear()
+        path = tmp_path / "passwd"
+        path.write_text(text)
+        os.chmod(path, 0o600)
+        line = "passfile passfile_path=%s" % path
+        assert otpme_auth_run_login(PLUGINS, line, user="bob", answers=["s3cret"]).code == "USER_UNKNOWN"
+        [dummy] = checked
+        assert dummy.startswith(prefix) and len(dummy) == len(text.partition(":")[2].strip())
+        assert dummy not in text       # a zeroed copy, never a user's real hash
