@@ -119,8 +119,8 @@ def read_passfile(filename):
 
 
 def _valid_hash(encoded):
-    if encoded.startswith("$argon2id$"):
-        return encoded.count("$") == 5
+    if encoded.startswith("$argon2id$"):   # printable ASCII: a NUL would end it early in C
+        return encoded.count("$") == 5 and encoded.isascii() and encoded.isprintable()
     try:
         iterations, salt, digest = encoded.split(":")
         return int(iterations) > 0 and len(bytes.fromhex(salt)) > 0 and len(bytes.fromhex(digest)) == 32

@@ -66,7 +66,9 @@ def _login_with_file(run_login, tmp_path, text):
 
 
 @pytest.mark.parametrize("line", ["alice", "alice:$argon2id$v=19$broken", ":$argon2id$v=19$m=8,t=1,p=1$a$b",
-                                  "alice:1000:zz:00", "alice:0:00:" + "00" * 32])
+                                  "alice:1000:zz:00", "alice:0:00:" + "00" * 32,
+                                  # argon2's C code stops at a NUL: what follows would be ignored
+                                  "alice:$argon2id$v=19$m=8,t=1,p=1$%s$%s\0junk" % ("A" * 22, "A" * 43)])
 def test_a_malformed_line_makes_the_file_unusable(otpme_auth_run_login, tmp_path, line):
     result = _login_with_file(otpme_auth_run_login, tmp_path, line + "\n")
     assert result.code == "AUTHINFO_UNAVAIL"
