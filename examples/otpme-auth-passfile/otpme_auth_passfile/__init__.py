@@ -132,7 +132,9 @@ def hash_line(user, password, **parameters):
     """The file's line for ``user``; ``parameters`` override :data:`PARAMETERS`."""
     from argon2 import PasswordHasher
     check_user_name(user)
-    return "%s:%s" % (user, PasswordHasher(**dict(PARAMETERS, **parameters)).hash(password))
+    # as the login encodes what is typed: bytes that are not UTF-8 stay those bytes
+    secret = password.encode("utf-8", "surrogateescape") if isinstance(password, str) else password
+    return "%s:%s" % (user, PasswordHasher(**dict(PARAMETERS, **parameters)).hash(secret))
 
 
 def check_user_name(user):

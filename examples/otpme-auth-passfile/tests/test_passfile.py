@@ -192,3 +192,12 @@ def test_an_unknown_user_costs_what_the_files_users_cost(otpme_auth_run_login, t
         [dummy] = checked
         assert dummy.startswith(prefix) and len(dummy) == len(text.partition(":")[2].strip())
         assert dummy not in text       # a zeroed copy, never a user's real hash
+
+
+def test_a_password_that_is_not_utf8_can_be_added_and_logs_in(otpme_auth_run_login, tmp_path):
+    typed = b"s3\xffcret".decode("utf-8", "surrogateescape")   # as the login decodes it
+    path = tmp_path / "passwd"
+    path.write_text(passfile.hash_line("alice", typed, **passfile.CHEAPEST) + "\n")
+    os.chmod(path, 0o600)
+    line = "passfile passfile_path=%s" % path
+    assert otpme_auth_run_login(PLUGINS, line, user="alice", answers=[typed]).ok
