@@ -173,12 +173,14 @@ def _add(filename, user, password):
         with open(filename, encoding="utf-8") as fh:   # lines split as read_passfile splits them
             lines = [ln.rstrip("\n") for ln in fh if ln.strip().partition(":")[0] != user]
     lines.append(hash_line(user, password))
-    tmp = filename + ".tmp"
-    try:                    # a stale temp file may be anyone's, with any mode: never reuse it
+    import tempfile         # a new file of our own (mode 0600), never a stale or planted one
+    fd, tmp = tempfile.mkstemp(prefix=".otpme-passfile.", dir=os.path.dirname(os.path.abspath(filename)))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, filename)
+    except BaseException:
         os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, filename)
+        raise

@@ -148,6 +148,7 @@ def test_add_replaces_the_users_line_and_writes_a_private_file(tmp_path, monkeyp
     entries = passfile.read_passfile(str(path))
     assert list(entries) == ["alice"] and passfile.check(entries["alice"], b"new")
     assert os.stat(path).st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["passwd", "passwd.tmp"]   # no temp file left behind
 
 
 def test_an_unknown_user_is_told_what_a_known_user_with_a_wrong_password_is_told(otpme_auth_run_login, passwd):
