@@ -117,7 +117,8 @@ def test_through_real_libpam(otpme_auth_pam, otpme_auth_system_user, tmp_path):
 # [/docs:pam]
 
 
-@pytest.mark.parametrize("name", ["#\rroot", "#\x0broot", "x\u2028root", "", " alice", "#alice", "al:ice", "a\nb"])
+@pytest.mark.parametrize("name", ["#\rroot", "#\x0broot", "x\u2028root", "", " alice", "#alice",
+                                  "al:ice", "a\nb"])
 def test_add_refuses_a_user_name_that_could_forge_another_line(otpme_auth_run_login, tmp_path, monkeypatch,
                                                                capsys, name):
     # `add` run by a script with a name the user chose: "#\rroot" used to write one line that
@@ -151,7 +152,8 @@ def test_add_replaces_the_users_line_and_writes_a_private_file(tmp_path, monkeyp
     assert sorted(os.listdir(tmp_path)) == ["passwd", "passwd.tmp"]   # no temp file left behind
 
 
-def test_an_unknown_user_is_told_what_a_known_user_with_a_wrong_password_is_told(otpme_auth_run_login, passwd):
+def test_an_unknown_user_is_told_what_a_known_user_with_a_wrong_password_is_told(otpme_auth_run_login,
+                                                                                  passwd):
     greeting = pytest.importorskip("otpme_auth_greeting")   # shows user messages with show_errors
     plugins = dict(PLUGINS, greeting=greeting)
     known = otpme_auth_run_login(plugins, passwd + " greeting show_errors", user="alice", answers=["guess"])
@@ -181,7 +183,8 @@ def test_an_unknown_user_costs_what_the_files_users_cost(otpme_auth_run_login, t
     argon = passfile.hash_line("carol", "s3cret", **passfile.CHEAPEST).partition(":")[2]
     checked = []
     real_check = passfile.check
-    monkeypatch.setattr(passfile, "check", lambda encoded, pw: checked.append(encoded) or real_check(encoded, pw))
+    monkeypatch.setattr(passfile, "check",
+                        lambda encoded, pw: checked.append(encoded) or real_check(encoded, pw))
     for text, prefix in [("alice:1000:%s:%s\n" % (salt.hex(), digest.hex()), "1000:"),
                          ("carol:%s\n" % argon, "$argon2id$v=19$m=8,t=1,p=1$")]:
         checked.clear()
