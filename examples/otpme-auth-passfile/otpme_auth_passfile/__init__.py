@@ -23,8 +23,8 @@ DEFAULT_PATH = "/etc/otpme-auth/passwd"
 PARAMETERS = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
 #: The cheapest Argon2id (one pass over 8 KiB): for tests and benchmarks, never a real file.
 CHEAPEST = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
-# Checked when the user has no line, so that unknown and known users take the same
-# time: the hash of a random password at the default cost.
+# An unknown user's check when the file has no line to copy (see _dummy_for): the hash
+# of a random password at the default cost.
 _DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$4VqJPJZ8SgbQu7gJuOdZkQ$KRC6iuat95wN+BrJL4h7ypkGwzvDOjQzM3tdS96QZ6s"
 
 
