@@ -92,10 +92,11 @@ def _dummy_for(user, entries):
         return _DUMMY
     values = list(entries.values())
     encoded = values[sum(user.encode("utf-8", "surrogateescape")) % len(values)]
-    parts = encoded.split("$" if encoded.startswith("$") else ":")
     if encoded.startswith("$"):    # $argon2id$v=19$m=..,t=..,p=..$salt$hash (unpadded base64)
+        parts = encoded.split("$")
         return "$".join(parts[:4] + ["A" * len(parts[4]), "A" * len(parts[5])])
-    return ":".join([parts[0], "0" * len(parts[1]), "0" * len(parts[2])])
+    iterations, salt, digest = encoded.split(":")
+    return ":".join([iterations, "0" * len(salt), "0" * len(digest)])
 
 
 def read_passfile(filename):
