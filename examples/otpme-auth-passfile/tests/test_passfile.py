@@ -40,14 +40,24 @@ def test_unknown_user(otpme_auth_run_login, passwd):
     assert otpme_auth_run_login(PLUGINS, passwd, user="bob", answers=["s3cret"]).code == "USER_UNKNOWN"
 
 
-def test_a_first_version_line_pbkdf2_still_logs_in(otpme_auth_run_login, tmp_path):
+def _option(tmp_path, text):
+    """``passfile passfile_path=...`` of a root-only file holding ``text``."""
+    path = tmp_path / "passwd"
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    return "passfile passfile_path=%s" % path
+
+
+def _first_version_line(user, password):
+    """A line as the plugin's first version wrote it: PBKDF2-SHA256, 1,000 iterations."""
     import hashlib
     salt = bytes(range(16))
-    digest = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000)
-    path = tmp_path / "passwd"
-    path.write_text("alice:1000:%s:%s\n" % (salt.hex(), digest.hex()))
-    os.chmod(path, 0o600)
-    line = "passfile passfile_path=%s" % path
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
+    return "%s:1000:%s:%s\n" % (user, salt.hex(), digest.hex())
+
+
+def test_a_first_version_line_pbkdf2_still_logs_in(otpme_auth_run_login, tmp_path):
+    line = _option(tmp_path, _first_version_line("alice", "s3cret"))
     assert otpme_auth_run_login(PLUGINS, line, user="alice", answers=["s3cret"]).ok
     assert otpme_auth_run_login(PLUGINS, line, user="alice", answers=["s3creT"]).code == "AUTH_ERR"
 
@@ -59,10 +69,7 @@ def test_the_default_cost_is_argon2_cffis(tmp_path):
 
 
 def _login_with_file(run_login, tmp_path, text):
-    path = tmp_path / "passwd"
-    path.write_text(text)
-    os.chmod(path, 0o600)
-    return run_login(PLUGINS, "passfile passfile_path=%s" % path, user="alice", answers=["s3cret"])
+    return run_login(PLUGINS, _option(tmp_path, text), user="alice", answers=["s3cret"])
 
 
 @pytest.mark.parametrize("line", ["alice", "alice:$argon2id$v=19$broken", ":$argon2id$v=19$m=8,t=1,p=1$a$b",
@@ -177,21 +184,15 @@ def test_add_says_why_it_cannot_write_without_a_traceback(tmp_path, monkeypatch,
 def test_an_unknown_user_costs_what_the_files_users_cost(otpme_auth_run_login, tmp_path, monkeypatch):
     # After an upgrade every line is a first-version one (PBKDF2, ~5x cheaper than the default
     # Argon2id): checking unknown users against an Argon2id dummy told a prober who has a line.
-    import hashlib
-    salt = bytes(range(16))
-    digest = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 1000)
     argon = passfile.hash_line("carol", "s3cret", **passfile.CHEAPEST).partition(":")[2]
     checked = []
     real_check = passfile.check
     monkeypatch.setattr(passfile, "check",
                         lambda encoded, pw: checked.append(encoded) or real_check(encoded, pw))
-    for text, prefix in [("alice:1000:%s:%s\n" % (salt.hex(), digest.hex()), "1000:"),
+    for text, prefix in [(_first_version_line("alice", "s3cret"), "1000:"),
                          ("carol:%s\n" % argon, "$argon2id$v=19$m=8,t=1,p=1$")]:
         checked.clear()
-        path = tmp_path / "passwd"
-        path.write_text(text)
-        os.chmod(path, 0o600)
-        line = "passfile passfile_path=%s" % path
+        line = _option(tmp_path, text)
         assert otpme_auth_run_login(PLUGINS, line, user="bob", answers=["s3cret"]).code == "USER_UNKNOWN"
         [dummy] = checked
         assert dummy.startswith(prefix) and len(dummy) == len(text.partition(":")[2].strip())
@@ -200,8 +201,5 @@ def test_an_unknown_user_costs_what_the_files_users_cost(otpme_auth_run_login, t
 
 def test_a_password_that_is_not_utf8_can_be_added_and_logs_in(otpme_auth_run_login, tmp_path):
     typed = b"s3\xffcret".decode("utf-8", "surrogateescape")   # as the login decodes it
-    path = tmp_path / "passwd"
-    path.write_text(passfile.hash_line("alice", typed, **passfile.CHEAPEST) + "\n")
-    os.chmod(path, 0o600)
-    line = "passfile passfile_path=%s" % path
+    line = _option(tmp_path, passfile.hash_line("alice", typed, **passfile.CHEAPEST) + "\n")
     assert otpme_auth_run_login(PLUGINS, line, user="alice", answers=[typed]).ok
